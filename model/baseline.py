@@ -1,0 +1,59 @@
+"""The SVF paper's baseline meta-learner (PROTOCOL.md, Meta-learners).
+
+Mid-level features (layer3 + layer2) of query and supports are projected to `reduce_dim`; the
+supports give a masked-average-pooled prototype; layer4 gives the training-free prior mask.
+Query features, the tiled prototype and the prior are merged by a 1x1 conv, then ASPP, a 1x1
+reduction, two residual 3x3 convs and a 2-way classifier. With K shots the priors and the
+prototypes are averaged over the shots.
+"""
+import torch
+import torch.nn as nn
+
+from model.common import (ASPP, classifier, conv1x1_relu, encode_episode, resize, residual_convs,
+                          segmentation_loss, shot_priors, shot_prototypes)
+
+
+class MetaHead(nn.Module):
+    """query features + prototype + prior -> 2-way logits at feature resolution.
+
+    Shared with BAM, whose meta branch is this head."""
+
+    def __init__(self, reduce_dim):
+        super().__init__()
+        self.init_merge = conv1x1_relu(2 * reduce_dim + 1, reduce_dim)
+        self.aspp = ASPP(reduce_dim)
+        self.res1 = conv1x1_relu(5 * reduce_dim, reduce_dim)
+        self.res2 = residual_convs(reduce_dim)
+        self.cls = classifier(reduce_dim, 2)
+
+    def forward(self, query_feat, prototype, prior):
+        merged = self.init_merge(torch.cat([query_feat, prototype.expand_as(query_feat), prior], 1))
+        x = self.res1(self.aspp(merged))
+        x = self.res2(x) + x
+        return self.cls(x)
+
+
+class Baseline(nn.Module):
+    def __init__(self, backbone, shot=1, reduce_dim=256):
+        super().__init__()
+        self.backbone = backbone
+        self.shot = shot
+        mid_dim = backbone.channels["layer2"] + backbone.channels["layer3"]
+        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+        self.head = MetaHead(reduce_dim)
+
+    def forward(self, batch):
+        query_img = batch["query_img"]
+        feats = encode_episode(self.backbone, query_img, batch["support_imgs"], batch["support_masks"])
+        query_feat = self.down_query(feats.query_mid())
+        b, k = feats.support_mask.shape[:2]
+        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+        prototype = shot_prototypes(supp_feat, feats.support_mask).mean(1)
+        prior = shot_priors(feats).mean(1)
+        logits = self.head(query_feat, prototype, prior)
+        return {"logits": resize(logits, query_img.shape[-2:])}
+
+    def loss(self, outputs, batch):
+        loss = segmentation_loss(outputs["logits"], batch["query_mask"])
+        return loss, {"loss": loss.detach()}

@@ -1,0 +1,142 @@
+"""Pieces every meta-learner shares: episode encoding, masked average pooling, the
+training-free prior mask, ASPP, small conv blocks and the segmentation loss."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IGNORE = 255
+COSINE_EPS = 1e-7
+
+
+def resize(x, size):
+    """Bilinear resize with align_corners=True, as every reference model does."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def conv1x1_relu(cin, cout, dropout=0.0):
+    layers = [nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True)]
+    if dropout:
+        layers.append(nn.Dropout2d(p=dropout))
+    return nn.Sequential(*layers)
+
+
+def residual_convs(dim):
+    """Two 3x3 conv + ReLU, added to their input by the caller."""
+    return nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.ReLU(inplace=True),
+                         nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.ReLU(inplace=True))
+
+
+def classifier(dim, classes=2):
+    return nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.ReLU(inplace=True),
+                         nn.Dropout2d(p=0.1), nn.Conv2d(dim, classes, 1))
+
+
+class ASPP(nn.Module):
+    """Image pooling + 1x1 + three dilated 3x3 branches (6, 12, 18), concatenated: 5 x dim."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.pool_proj = nn.Conv2d(dim, dim, 1)
+        self.branches = nn.ModuleList([nn.Conv2d(dim, dim, 1)] + [
+            nn.Conv2d(dim, dim, 3, padding=d, dilation=d) for d in (6, 12, 18)])
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        pooled = F.relu(self.pool_proj(x.mean((2, 3), keepdim=True)))
+        outs = [pooled.expand(-1, -1, x.shape[2], x.shape[3])]
+        outs += [F.relu(branch(x)) for branch in self.branches]
+        return torch.cat(outs, 1)
+
+
+def masked_average_pool(feat, mask):
+    """Prototype of `feat` [N, C, h, w] under a soft mask [N, 1, h, w] -> [N, C, 1, 1]."""
+    area = mask.sum((2, 3), keepdim=True) + 5e-4
+    return (feat * mask).sum((2, 3), keepdim=True) / area
+
+
+def prior_mask(query_high, support_high, out_size):
+    """Training-free prior: for every query position the highest cosine similarity to any
+    (masked) support position, min-max normalised per query image, resized to out_size.
+
+    query_high [B, C, h, w], support_high [B, C, h', w'] (already multiplied by the mask)."""
+    b, c = query_high.shape[:2]
+    q = query_high.reshape(b, c, -1)
+    s = support_high.reshape(b, c, -1).transpose(1, 2)
+    sim = torch.bmm(s, q) / (torch.bmm(s.norm(dim=2, keepdim=True), q.norm(dim=1, keepdim=True)) + COSINE_EPS)
+    sim = sim.max(1)[0]
+    lo, hi = sim.min(1, keepdim=True)[0], sim.max(1, keepdim=True)[0]
+    sim = (sim - lo) / (hi - lo + COSINE_EPS)
+    return resize(sim.reshape(b, 1, *query_high.shape[2:]), out_size)
+
+
+@dataclass
+class EpisodeFeatures:
+    """Backbone features of one batch of episodes (B queries, K shots each).
+
+    query: stage name -> [B, C, h, w]; support: stage name -> [B, K, C, h, w] (layer4 computed
+    from the masked layer3 features, as PFENet and BAM do); support_mask: [B, K, 1, h3, w3]
+    binary target masks at layer3's resolution; mid-level = concat(layer3, layer2 resized)."""
+    query: dict
+    support: dict
+    support_mask: torch.Tensor
+
+    def query_mid(self):
+        return mid_level(self.query["layer2"], self.query["layer3"])
+
+    def support_mid(self):
+        b, k = self.support_mask.shape[:2]
+        flat = {n: f.flatten(0, 1) for n, f in self.support.items()}
+        return mid_level(flat["layer2"], flat["layer3"]).unflatten(0, (b, k))
+
+
+def mid_level(feat2, feat3):
+    """concat(layer3, layer2), layer2 resized to layer3's size when they differ (VGG)."""
+    return torch.cat([feat3, resize(feat2, feat3.shape[-2:])], 1)
+
+
+def encode_episode(backbone, query_img, support_imgs, support_masks):
+    """Run the backbone once over queries and supports together (stages 0-3), then layer4 on
+    the query and on the masked support features."""
+    b, k = support_imgs.shape[:2]
+    x = torch.cat([query_img, support_imgs.flatten(0, 1)], 0)
+    feats = {}
+    for name in ("layer0", "layer1", "layer2", "layer3"):
+        x = getattr(backbone, name)(x)
+        feats[name] = x
+    mask = (support_masks == 1).float().flatten(0, 1).unsqueeze(1)
+    mask = resize(mask, feats["layer3"].shape[-2:])
+    q3, s3 = feats["layer3"][:b], feats["layer3"][b:]
+    feats["layer4"] = backbone.layer4(torch.cat([q3, s3 * mask], 0))
+    query = {n: f[:b] for n, f in feats.items()}
+    support = {n: f[b:].unflatten(0, (b, k)) for n, f in feats.items()}
+    return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)))
+
+
+def shot_priors(features):
+    """Prior mask of each shot, [B, K, 1, h3, w3] (layer4 support features masked again)."""
+    q4 = features.query["layer4"]
+    out_size = features.query["layer3"].shape[-2:]
+    priors = []
+    for i in range(features.support_mask.shape[1]):
+        s4 = features.support["layer4"][:, i]
+        m = resize(features.support_mask[:, i], s4.shape[-2:])
+        priors.append(prior_mask(q4, s4 * m, out_size))
+    return torch.stack(priors, 1)
+
+
+def shot_prototypes(support_mid, support_mask):
+    """Masked average pooled prototype of each shot, [B, K, C, 1, 1]."""
+    b, k = support_mask.shape[:2]
+    protos = masked_average_pool(support_mid.flatten(0, 1), support_mask.flatten(0, 1))
+    return protos.unflatten(0, (b, k))
+
+
+def segmentation_loss(logits, target):
+    """Pixel-wise cross-entropy, 255 ignored (mean over the valid pixels)."""
+    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE)

@@ -1,0 +1,58 @@
+"""Training checkpoints: written atomically, read with weights_only=True (no code runs on load)."""
+import os
+
+import torch
+
+from util.fileio import atomic_torch_save
+
+
+def rng_state():
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path, model, optimizer=None, **meta):
+    """model (unwrapped from DDP), optional optimizer, RNG state and metadata (epoch, iteration...)."""
+    state = {"model": model.state_dict(), "rng": rng_state(), **meta}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    atomic_torch_save(state, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path}: not a checkpoint of this project (no 'model' entry)")
+    return state
+
+
+def load_model_weights(model, state, path):
+    """Strict load of a checkpoint's model weights, with a one-line error naming the keys."""
+    weights = state["model"]
+    if any(k.startswith("module.") for k in weights):
+        weights = {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
+        raise ValueError(f"{path}: weights do not fit this model ({'; '.join(parts)}); "
+                         "check arch, backbone, mode and shot")
+    model.load_state_dict(weights)

@@ -1,0 +1,250 @@
+"""YAML configuration with `_base_` inheritance, sections and bare-name command-line overrides.
+
+Every key, its default and its documentation live in config/defaults.yaml; a key's type is the
+type of its default. A config file may name a `_base_` file (relative to itself) whose values it
+overrides; config/defaults.yaml is the implicit root of every chain. Top-level mappings whose
+name is not a key (DATA:, TRAIN:, ...) are sections and only group keys for reading.
+
+    cfg = load_config("config/pascal_split0.yaml", ["shot=5", "base_lr=0.01"])
+    cfg.shot, cfg.exp_path
+"""
+import difflib
+import os
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULTS_FILE = os.path.join(REPO_ROOT, "config", "defaults.yaml")
+
+CHOICES = {
+    "dataset": ("pascal", "coco"),
+    "arch": ("baseline", "pfenet", "bam", "pspnet"),
+    "backbone": ("resnet50", "resnet101", "resnet50_tv", "resnet101_tv", "vgg16"),
+    "mode": ("svf", "freeze", "full", "partial", "bn", "bn_weight", "bn_bias", "scale_out", "scale_in"),
+    "svf_param": ("direct", "exp"),
+    "schedule": ("cosine", "poly"),
+    "amp": ("bf16", "fp16", "off"),
+    "device": ("auto", "cpu", "cuda"),
+}
+LIST_CHOICES = {
+    "ft_layers": ("layer0", "layer1", "layer2", "layer3", "layer4"),
+    "svf_factors": ("U", "S", "V"),
+}
+POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
+            "batch_size_val", "val_every", "print_freq", "reduce_dim")
+NON_NEGATIVE = ("workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
+                "stop_interval", "poly_power")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported in one line that names the file and the key."""
+
+
+class Config:
+    """Flat, attribute-style view of the resolved keys (cfg.shot). `source` is the file."""
+
+    def __init__(self, values, source=""):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "source", source)
+
+    def __getattr__(self, key):
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}") from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Config is read-only; use cfg.replace(key=value)")
+
+    def __contains__(self, key):
+        return key in self._values
+
+    def replace(self, **changes):
+        """A validated copy with some keys changed."""
+        values = dict(self._values)
+        for key, value in changes.items():
+            values[key] = _check_value(key, value, _defaults()[key] if key in _defaults() else None,
+                                       f"replace({key}=...)")
+        return Config(_validate(values, self.source), self.source)
+
+    def to_dict(self):
+        return dict(self._values)
+
+    @property
+    def exp_name_or_dataset(self):
+        return self.exp_name or self.dataset
+
+    @property
+    def exp_path(self):
+        """exp_dir/<exp_name>/<arch>/split<k>/<backbone>/<mode>/<shot>shot"""
+        return os.path.join(self.exp_dir, self.exp_name_or_dataset, self.arch, f"split{self.split}",
+                            self.backbone, self.mode, f"{self.shot}shot")
+
+    def __repr__(self):
+        return "\n".join(f"{k}: {v!r}" for k, v in sorted(self._values.items()))
+
+
+_DEFAULTS_CACHE = {}
+
+
+def _defaults():
+    if "values" not in _DEFAULTS_CACHE:
+        _DEFAULTS_CACHE["values"] = _flatten(_read_yaml(DEFAULTS_FILE), DEFAULTS_FILE, known=None)
+    return _DEFAULTS_CACHE["values"]
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _flatten(data, path, known):
+    """Merge sections into one flat dict; `known` is the set of key names (None: defaults file)."""
+    flat = {}
+    for key, value in data.items():
+        is_section = isinstance(value, dict) and (known is None or key not in known)
+        items = value.items() if is_section else [(key, value)]
+        for k, v in items:
+            if isinstance(v, dict):
+                raise ConfigError(f"{path}: key {k!r} holds a mapping; sections cannot be nested")
+            if k in flat:
+                raise ConfigError(f"{path}: key {k!r} is set twice")
+            flat[k] = v
+    return flat
+
+
+def _unknown_key(key, where):
+    close = difflib.get_close_matches(key, _defaults().keys(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else " (see config/defaults.yaml)"
+    return ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _type_name(value):
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _check_type(key, value, default, where):
+    """Coerce `value` to the type of `default`, or raise a one-line ConfigError."""
+    bad = ConfigError(f"{where}: key {key!r} expects {_type_name(default)}, got {value!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif isinstance(default, str):
+        if value is None:
+            value = ""
+        if value is False and "off" in CHOICES.get(key, ()):
+            value = "off"  # YAML 1.1 reads a bare `off` as false
+        if not isinstance(value, str):
+            raise bad
+    elif isinstance(default, list):
+        if default and not isinstance(value, list) and not isinstance(default[0], list):
+            value = [value]  # `ft_layers=layer4` means [layer4]
+        if not isinstance(value, list):
+            raise bad
+        if default:
+            value = [_check_type(key, v, default[0], where) for v in value]
+    return value
+
+
+def _check_value(key, value, default, where):
+    """Type check (see _check_type) plus the key's allowed choices."""
+    if default is None:
+        raise _unknown_key(key, where)
+    value = _check_type(key, value, default, where)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{where}: key {key!r} must be one of {', '.join(CHOICES[key])}; got {value!r}")
+    if key in LIST_CHOICES:
+        wrong = [v for v in value if v not in LIST_CHOICES[key]]
+        if wrong or not value:
+            raise ConfigError(f"{where}: key {key!r} takes a non-empty list from "
+                              f"{', '.join(LIST_CHOICES[key])}; got {value!r}")
+    return value
+
+
+def _load_chain(path, seen):
+    path = os.path.abspath(path)
+    if path in seen:
+        raise ConfigError(f"{path}: _base_ chain loops back to this file")
+    data = _read_yaml(path)
+    base = data.pop("_base_", None)
+    values = {}
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: _base_ must be a file path")
+        values = _load_chain(os.path.join(os.path.dirname(path), base), seen | {path})
+    defaults = _defaults()
+    for key, value in _flatten(data, path, known=set(defaults)).items():
+        values[key] = _check_value(key, value, defaults.get(key), path)
+    return values
+
+
+def parse_override(text):
+    """'key=value' -> (key, value), the value read as YAML ('5' -> 5, '[1,2]' -> [1, 2])."""
+    if "=" not in text or text.startswith("="):
+        raise ConfigError(f"command line: {text!r} is not key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if isinstance(_defaults().get(key), str):
+        return key, raw.strip()  # string keys take the text verbatim (no YAML `off` -> false)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _validate(values, where):
+    """Checks that involve one key's range or several keys together."""
+    for key in POSITIVE:
+        if values[key] <= 0:
+            raise ConfigError(f"{where}: key {key!r} must be positive; got {values[key]!r}")
+    for key in NON_NEGATIVE:
+        if values[key] < 0:
+            raise ConfigError(f"{where}: key {key!r} must not be negative; got {values[key]!r}")
+    if values["split"] not in (0, 1, 2, 3):
+        raise ConfigError(f"{where}: key 'split' must be 0, 1, 2 or 3; got {values['split']!r}")
+    lo_hi = values["train_scale"]
+    if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+        raise ConfigError(f"{where}: key 'train_scale' must be [low, high] with 0 < low <= high; got {lo_hi!r}")
+    if not values["test_seeds"]:
+        raise ConfigError(f"{where}: key 'test_seeds' must list at least one seed")
+    if values["device"] == "cpu" and values["amp"] != "off":
+        raise ConfigError(f"{where}: amp={values['amp']} needs device cuda (or auto on a CUDA machine); "
+                          "use amp=off on the CPU")
+    if values["arch"] == "pspnet" and values["shot"] != 1:
+        raise ConfigError(f"{where}: arch pspnet (the base learner) uses no support images; shot must be 1")
+    return values
+
+
+def load_config(path, overrides=()):
+    """Resolve `path` (with its _base_ chain and defaults) plus 'key=value' overrides."""
+    values = dict(_defaults())
+    values.update(_load_chain(path, frozenset()))
+    for text in overrides:
+        key, value = parse_override(text)
+        values[key] = _check_value(key, value, _defaults().get(key), "command line")
+    return Config(_validate(values, path), source=path)
+
+
+def save_config(cfg, path):
+    """Write the resolved keys as YAML (atomically), for the record next to the results."""
+    from util.fileio import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=True))
