@@ -1,0 +1,1 @@
+"""Meta-learners (baseline, PFENet, BAM) and BAM's base learner, over model.backbone."""

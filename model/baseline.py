@@ -34,6 +34,8 @@ class MetaHead(nn.Module):
 
 
 class Baseline(nn.Module):
+    task = "episodes"
+
     def __init__(self, backbone, shot=1, reduce_dim=256):
         super().__init__()
         self.backbone = backbone

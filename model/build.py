@@ -1,0 +1,47 @@
+"""Config -> model: the backbone, the architecture, then the fine-tuning mode.
+
+Every architecture registers a builder `fn(cfg, fold) -> nn.Module` in ARCHS; the module has a
+`backbone` attribute (what `mode` acts on), a `task` ("episodes": 2-way logits scored per
+episode, or "semantic": multi-class logits over base classes) and a `loss(outputs, batch)`.
+"""
+from dataclasses import dataclass
+
+import svf
+from model.backbone import build_backbone
+from model.baseline import Baseline
+from util.folds import fold_classes
+
+
+@dataclass(frozen=True)
+class Fold:
+    """The fold's class lists (ascending), PROTOCOL.md Folds."""
+    base: tuple
+    novel: tuple
+
+
+def backbone_from_config(cfg):
+    return build_backbone(cfg.backbone, pretrained=cfg.pretrained or None)
+
+
+def _baseline(cfg, fold):
+    return Baseline(backbone_from_config(cfg), shot=cfg.shot, reduce_dim=cfg.reduce_dim)
+
+
+ARCHS = {"baseline": _baseline}
+
+
+def fold_of(cfg):
+    base, novel = fold_classes(cfg.dataset, cfg.split, cfg.use_split_coco)
+    return Fold(tuple(base), tuple(novel))
+
+
+def build_model(cfg):
+    """Build `cfg.arch` and apply `cfg.mode` to its backbone.
+
+    Returns (model, summary): summary is svf.finetune's per-stage table of trainable parameters."""
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"arch {cfg.arch!r} is not available; choose one of {', '.join(sorted(ARCHS))}")
+    model = ARCHS[cfg.arch](cfg, fold_of(cfg))
+    summary = svf.finetune(model.backbone, cfg.mode, layers=tuple(cfg.ft_layers),
+                           factors=tuple(cfg.svf_factors), param=cfg.svf_param)
+    return model, summary
