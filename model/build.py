@@ -20,7 +20,9 @@ class Fold:
 
 
 def backbone_from_config(cfg):
-    return build_backbone(cfg.backbone, pretrained=cfg.pretrained or None)
+    """`pretrained`: auto = the backbone's file in initmodel/, '' = random init, else a path."""
+    pretrained = {"auto": True, "": None}.get(cfg.pretrained, cfg.pretrained)
+    return build_backbone(cfg.backbone, pretrained=pretrained)
 
 
 def _baseline(cfg, fold):
@@ -35,10 +37,13 @@ def fold_of(cfg):
     return Fold(tuple(base), tuple(novel))
 
 
-def build_model(cfg):
+def build_model(cfg, load_weights=True):
     """Build `cfg.arch` and apply `cfg.mode` to its backbone.
 
+    load_weights=False skips every weight file (the caller loads a full checkpoint next).
     Returns (model, summary): summary is svf.finetune's per-stage table of trainable parameters."""
+    if not load_weights:
+        cfg = cfg.replace(pretrained="")
     if cfg.arch not in ARCHS:
         raise ValueError(f"arch {cfg.arch!r} is not available; choose one of {', '.join(sorted(ARCHS))}")
     model = ARCHS[cfg.arch](cfg, fold_of(cfg))

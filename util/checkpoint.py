@@ -6,22 +6,9 @@ import torch
 from util.fileio import atomic_torch_save
 
 
-def rng_state():
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def save_checkpoint(path, model, optimizer=None, **meta):
-    """model (unwrapped from DDP), optional optimizer, RNG state and metadata (epoch, iteration...)."""
-    state = {"model": model.state_dict(), "rng": rng_state(), **meta}
+    """model (unwrapped from DDP), optional optimizer and metadata (epoch, iteration...)."""
+    state = {"model": model.state_dict(), **meta}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     atomic_torch_save(state, path)

@@ -1,4 +1,5 @@
-"""One logger per run: the console and result/<name>.log on the main process, quiet elsewhere."""
+"""One logger per run: the console (messages only) and a log file (timestamped) on the main
+process; warnings only elsewhere."""
 import logging
 import os
 import sys
@@ -9,13 +10,12 @@ def get_logger(log_file=None, main=True, name="fss"):
     logger.handlers.clear()
     logger.propagate = False
     logger.setLevel(logging.INFO if main else logging.WARNING)
-    fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(fmt)
+    console = logging.StreamHandler(sys.stdout)  # the console shows the message alone
+    console.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(console)
     if log_file and main:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
         handler = logging.FileHandler(log_file)
-        handler.setFormatter(fmt)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
         logger.addHandler(handler)
     return logger

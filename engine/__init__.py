@@ -1,0 +1,1 @@
+"""The engine behind train.py and test.py: runtime setup, data, evaluation, training."""
