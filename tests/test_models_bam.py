@@ -104,6 +104,15 @@ def test_ensemble_starts_as_the_meta_branch(base_learner):
     assert torch.equal(model.ensemble(meta, torch.rand(2, 1, 4, 4), torch.rand(2)), meta)
 
 
+def test_learnable_parameters_match_the_paper(base_learner):
+    """BAM paper: 4.9M learnable parameters (ResNet-50, reduce_dim 256)."""
+    for shot in (1, 5):
+        model = BAM(base_learner, PASCAL_FOLD0_BASE, shot=shot)
+        learnable = sum(p.numel() for n, p in model.named_parameters()
+                        if not n.startswith(("backbone.", "base_learner.")))
+        assert round(learnable / 1e6, 1) == 4.9
+
+
 def test_wrong_shot_count_is_a_clear_error(base_learner):
     with pytest.raises(ValueError, match="built for 5 shot"):
         make_bam(base_learner, shot=5)(make_batch(1, 3, size=33))

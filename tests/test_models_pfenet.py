@@ -83,3 +83,10 @@ def test_builder_reads_the_config():
     model = build_pfenet(cfg, PASCAL_FOLD0)
     assert model.scales == (1.0, 0.5) and model.aux_weight == 0.5 and len(model.fem) == 2
     assert model.down_query[0].in_channels == 512 + 256 and model.down_query[0].out_channels == 64
+
+
+def test_learnable_parameters_match_the_paper(backbone):
+    """PFENet paper: 10.8M learnable parameters with ResNet-50 (reduce_dim 256, four scales)."""
+    model = PFENet(backbone)
+    learnable = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("backbone."))
+    assert round(learnable / 1e6, 1) == 10.8
