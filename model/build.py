@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import svf
 from model.backbone import build_backbone
+from model.bam import build_bam
 from model.baseline import Baseline
+from model.pfenet import build_pfenet
+from model.pspnet import build_pspnet
 from util.folds import fold_classes
 
 
@@ -29,7 +32,7 @@ def _baseline(cfg, fold):
     return Baseline(backbone_from_config(cfg), shot=cfg.shot, reduce_dim=cfg.reduce_dim)
 
 
-ARCHS = {"baseline": _baseline}
+ARCHS = {"baseline": _baseline, "pfenet": build_pfenet, "pspnet": build_pspnet, "bam": build_bam}
 
 
 def fold_of(cfg):

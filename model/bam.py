@@ -1,0 +1,221 @@
+"""BAM (Lang et al., CVPR 2022): the baseline's meta branch, a frozen base learner and their
+ensemble weighted by a Gram-matrix distance (PROTOCOL.md, Meta-learners).
+
+    meta branch:  query / support mid-level features -> projections, prototype and prior
+                  (weighted over the shots) -> MetaHead -> 2-way logits ("logits_meta")
+    base learner: a PSPNet trained on the base classes (stage 1), always frozen, in eval mode
+                  and dense; its probabilities of every base class except background are
+                  summed into a "base object" map (during training the episode's own class
+                  is left out: it is a base class there, and the meta branch must find it)
+    Gram distance: || G(query layer2) - G(support layer2) ||_F / C, G the channel Gram matrix
+                  of the cosine-normalised features; with k > 1 shots a small network over the
+                  sorted distances weights the shots (softmax), which also weights priors and
+                  prototypes
+    ensemble:     bg = gram_merge(meta bg, distance), fg = gram_merge(meta fg, distance),
+                  bg = cls_merge(bg, base map); "logits" = [bg, fg]
+
+The meta backbone starts from the base learner's backbone (BAM shares them). When the backbone
+stays frozen (mode freeze) the two can be one module and one pass; otherwise the base learner
+keeps its own dense copy, because the fine-tuning mode acts on `model.backbone` only.
+"""
+import copy
+import os
+
+import torch
+import torch.nn as nn
+
+from model.backbone import build_backbone
+from model.baseline import MetaHead
+from model.common import (conv1x1_relu, encode_episode, resize, segmentation_loss, shot_priors,
+                          shot_prototypes)
+from model.pspnet import PSPNet
+from model.weights import load_weights
+
+GRAM_EPS = 1e-7
+
+
+def gram_matrix(feat):
+    """[N, C, h, w] -> [N, C, C]: inner products of the channels divided by their norms."""
+    flat = feat.flatten(2)
+    norm = flat.norm(dim=2, keepdim=True)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (torch.bmm(norm, norm.transpose(1, 2)) + GRAM_EPS)
+
+
+def identity_merge():
+    """1x1 conv 2 -> 1 without bias starting as "take the first input" (weights 1, 0)."""
+    conv = nn.Conv2d(2, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, 0.0]).view_as(conv.weight))
+    return conv
+
+
+def shot_reweighting(shot, trans_dim):
+    """BAM's k-shot re-weighting over the sorted distances: a 1x1 conv shot -> shot starting
+    at 1/shot (trans_dim 0), or 1x1 shot -> trans_dim, ReLU, 1x1 trans_dim -> shot."""
+    if trans_dim == 0:
+        conv = nn.Conv2d(shot, shot, 1, bias=False)
+        nn.init.constant_(conv.weight, 1.0 / shot)
+        return conv
+    return nn.Sequential(nn.Conv2d(shot, trans_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(trans_dim, shot, 1))
+
+
+class BAM(nn.Module):
+    """batch -> {"logits": ensemble, "logits_meta": meta branch, "base_logits": base learner's
+    [B, base classes + 1, H, W]}, all at the input resolution."""
+
+    task = "episodes"
+
+    def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
+                 aux_weight=1.0, share_backbone=False):
+        super().__init__()
+        base_classes = tuple(int(c) for c in base_classes)
+        if base_learner.num_classes != len(base_classes) + 1:
+            raise ValueError(f"the base learner predicts {base_learner.num_classes} classes; the fold "
+                             f"has {len(base_classes)} base classes + background")
+        if kshot_trans_dim < 0:
+            raise ValueError(f"kshot_trans_dim: expected 0 or a positive width, got {kshot_trans_dim!r}")
+        if aux_weight < 0:
+            raise ValueError(f"aux_weight: expected a non-negative weight, got {aux_weight!r}")
+        # A separate meta backbone starts trainable, like any freshly built one (the fine-tuning
+        # mode then decides); a shared one is frozen with the base learner.
+        self.backbone = (base_learner.backbone if share_backbone
+                         else copy.deepcopy(base_learner.backbone).requires_grad_(True))
+        self.base_learner = base_learner.requires_grad_(False).eval()
+        self.shot = shot
+        self.aux_weight = float(aux_weight)
+        mid_dim = self.backbone.channels["layer2"] + self.backbone.channels["layer3"]
+        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+        self.head = MetaHead(reduce_dim)
+        self.gram_merge = identity_merge()
+        self.cls_merge = identity_merge()
+        self.shot_reweight = shot_reweighting(shot, kshot_trans_dim) if shot > 1 else None
+        # dataset class id -> its channel in the base learner's output (0: not a base class)
+        channel = torch.zeros(max(base_classes) + 1, dtype=torch.long)
+        channel[list(base_classes)] = torch.arange(1, len(base_classes) + 1)
+        self.register_buffer("base_channel", channel, persistent=False)
+
+    @property
+    def shares_backbone(self):
+        return self.backbone is self.base_learner.backbone
+
+    def train(self, mode=True):
+        """The base learner stays in eval mode whatever the rest does."""
+        super().train(mode)
+        self.base_learner.eval()
+        return self
+
+    def forward(self, batch):
+        query_img, support_imgs = batch["query_img"], batch["support_imgs"]
+        b, k = support_imgs.shape[:2]
+        if k != self.shot:
+            raise ValueError(f"this BAM was built for {self.shot} shot(s) (its re-weighting depends on "
+                             f"it); the batch has {k} support images per episode")
+        feats = encode_episode(self.backbone, query_img, support_imgs, batch["support_masks"])
+        query_feat = self.down_query(feats.query_mid())
+        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+
+        distance = self.gram_distance(feats)                      # [B, K]
+        weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)
+        w = weights[:, :, None, None, None]
+        prototype = (w * shot_prototypes(supp_feat, feats.support_mask)).sum(1)
+        prior = (w * shot_priors(feats)).sum(1)
+        meta_logits = self.head(query_feat, prototype, prior)
+
+        base_logits = self.base_logits(query_img, feats)
+        base_map = self.base_object_map(base_logits.softmax(1), batch["class_id"])
+        est = (weights * distance).sum(1)                         # [B]
+        logits = self.ensemble(meta_logits.softmax(1), base_map, est)
+        size = query_img.shape[-2:]
+        return {"logits": resize(logits, size), "logits_meta": resize(meta_logits, size),
+                "base_logits": resize(base_logits, size)}
+
+    def gram_distance(self, feats):
+        """Per shot, the normalised Frobenius distance of the layer2 Gram matrices (layer2 at
+        layer3's resolution, as BAM)."""
+        size = feats.query["layer3"].shape[-2:]
+        b, k = feats.support_mask.shape[:2]
+        query_gram = gram_matrix(resize(feats.query["layer2"], size))
+        supp_gram = gram_matrix(resize(feats.support["layer2"].flatten(0, 1), size)).unflatten(0, (b, k))
+        channels = query_gram.shape[-1]
+        return (query_gram.unsqueeze(1) - supp_gram).flatten(2).norm(dim=2) / channels
+
+    def shot_weights(self, distance):
+        """Ones for one shot; otherwise softmax of the re-weighting network applied to the
+        distances in ascending order, put back in shot order."""
+        if self.shot_reweight is None:
+            return torch.ones_like(distance)
+        ordered, order = distance.sort(dim=1, stable=True)
+        weights = self.shot_reweight(ordered[:, :, None, None])[:, :, 0, 0]
+        return weights.gather(1, order.argsort(dim=1)).softmax(1)
+
+    def base_logits(self, query_img, feats):
+        """The frozen base learner's logits at feature resolution (no gradient)."""
+        with torch.no_grad():
+            layer4 = feats.query["layer4"] if self.shares_backbone else self.base_learner.encode(query_img)
+            return self.base_learner.classify(layer4)
+
+    def base_object_map(self, base_prob, class_id):
+        """Sum of the base-class probabilities [B, 1, h, w]; in training the channel of the
+        episode's class (a base class there) is left out, as BAM does."""
+        if not self.training:
+            return base_prob[:, 1:].sum(1, keepdim=True)
+        ids = class_id.long().to(base_prob.device)
+        known = ids < self.base_channel.numel()
+        channel = torch.where(known, self.base_channel[ids.clamp(max=self.base_channel.numel() - 1)], 0)
+        classes = torch.arange(base_prob.shape[1], device=base_prob.device)
+        keep = (classes[None] != 0) & (classes[None] != channel[:, None])
+        return (base_prob * keep[:, :, None, None]).sum(1, keepdim=True)
+
+    def ensemble(self, meta_prob, base_map, est):
+        est_map = est.view(-1, 1, 1, 1).expand_as(base_map)
+        meta_bg = self.gram_merge(torch.cat([meta_prob[:, :1], est_map], 1))
+        meta_fg = self.gram_merge(torch.cat([meta_prob[:, 1:], est_map], 1))
+        return torch.cat([self.cls_merge(torch.cat([meta_bg, base_map], 1)), meta_fg], 1)
+
+    def loss(self, outputs, batch):
+        """Ensemble cross-entropy + aux_weight x the meta branch's, as BAM. The base learner's
+        cross-entropy (frozen: no gradient) is logged as `base` when the batch has
+        `query_base_mask`; BAM adds it to the printed total, we keep it out."""
+        target = batch["query_mask"]
+        main = segmentation_loss(outputs["logits"], target)
+        meta = segmentation_loss(outputs["logits_meta"], target)
+        loss = main + self.aux_weight * meta
+        parts = {"loss": loss.detach(), "main": main.detach(), "meta": meta.detach()}
+        if "query_base_mask" in batch:
+            with torch.no_grad():
+                parts["base"] = segmentation_loss(outputs["base_logits"], batch["query_base_mask"])
+        return loss, parts
+
+
+BASE_LEARNER_COMMAND = "sh train.sh {dataset} split{split} {backbone} base"
+
+
+def base_learner_path(cfg):
+    """cfg.base_weight with {dataset} (exp_name, or the dataset), {split}, {backbone} filled in."""
+    if not cfg.base_weight:
+        raise ValueError("base_weight is empty: arch bam needs the base learner's checkpoint "
+                         "(default initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth)")
+    try:
+        return cfg.base_weight.format(dataset=cfg.exp_name_or_dataset, split=cfg.split, backbone=cfg.backbone)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"base_weight {cfg.base_weight!r}: bad placeholder ({e}); "
+                         "use {dataset}, {split} and {backbone}") from None
+
+
+def load_base_learner(cfg, fold):
+    """The stage-1 PSPNet from base_learner_path(cfg): our checkpoint or BAM's published file."""
+    path = base_learner_path(cfg)
+    if not os.path.isfile(path):
+        command = BASE_LEARNER_COMMAND.format(dataset=cfg.dataset, split=cfg.split, backbone=cfg.backbone)
+        raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train it first with: {command}")
+    base = PSPNet(build_backbone(cfg.backbone), num_classes=len(fold.base) + 1, bins=tuple(cfg.ppm_bins))
+    load_weights(base, path, "pspnet")
+    return base
+
+
+def build_bam(cfg, fold):
+    """arch bam: base learner from cfg.base_weight; one shared backbone under mode freeze."""
+    return BAM(load_base_learner(cfg, fold), fold.base, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
+               kshot_trans_dim=cfg.kshot_trans_dim, aux_weight=cfg.aux_weight,
+               share_backbone=(cfg.mode == "freeze"))
