@@ -23,12 +23,6 @@ from util.logger import get_logger
 from util.optim import build_optimizer, lr_factor, set_lr
 
 
-def expand_path_template(template, cfg):
-    """Fill {dataset} {split} {backbone} {arch} {shot} in a path key (dataset = exp_name or dataset)."""
-    return template.format(dataset=cfg.exp_name_or_dataset, split=cfg.split, backbone=cfg.backbone,
-                           arch=cfg.arch, shot=cfg.shot)
-
-
 def format_result(name, r):
     if "fbiou" in r:
         return f"{name}: mIoU {r['miou']:.4f}  FB-IoU {r['fbiou']:.4f}"
@@ -118,7 +112,7 @@ class Trainer:
             best = os.path.join(self.snapshot_dir, "best.pth")
             save_checkpoint(best, self.model, **meta)
             if self.cfg.best_copy:
-                target = expand_path_template(self.cfg.best_copy, self.cfg)
+                target = self.cfg.fill("best_copy")
                 os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
                 shutil.copyfile(best, target + ".tmp")
                 os.replace(target + ".tmp", target)

@@ -29,7 +29,7 @@ from model.baseline import MetaHead
 from model.common import (conv1x1_relu, encode_episode, resize, segmentation_loss, shot_priors,
                           shot_prototypes)
 from model.pspnet import PSPNet
-from model.weights import load_weights
+from model.weights import load_weights as load_weights_into
 
 GRAM_EPS = 1e-7
 
@@ -191,31 +191,26 @@ class BAM(nn.Module):
 BASE_LEARNER_COMMAND = "sh train.sh {dataset} split{split} {backbone} base"
 
 
-def base_learner_path(cfg):
-    """cfg.base_weight with {dataset} (exp_name, or the dataset), {split}, {backbone} filled in."""
+def load_base_learner(cfg, fold, load_weights=True):
+    """The stage-1 PSPNet from cfg.base_weight (our checkpoint or BAM's published file).
+    load_weights=False: the same network, randomly initialised (a BAM checkpoint follows)."""
+    base = PSPNet(build_backbone(cfg.backbone), num_classes=len(fold.base) + 1, bins=tuple(cfg.ppm_bins))
+    if not load_weights:
+        return base
     if not cfg.base_weight:
         raise ValueError("base_weight is empty: arch bam needs the base learner's checkpoint "
                          "(default initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth)")
-    try:
-        return cfg.base_weight.format(dataset=cfg.exp_name_or_dataset, split=cfg.split, backbone=cfg.backbone)
-    except (KeyError, IndexError, ValueError) as e:
-        raise ValueError(f"base_weight {cfg.base_weight!r}: bad placeholder ({e}); "
-                         "use {dataset}, {split} and {backbone}") from None
-
-
-def load_base_learner(cfg, fold):
-    """The stage-1 PSPNet from base_learner_path(cfg): our checkpoint or BAM's published file."""
-    path = base_learner_path(cfg)
+    path = cfg.fill("base_weight")
     if not os.path.isfile(path):
-        command = BASE_LEARNER_COMMAND.format(dataset=cfg.dataset, split=cfg.split, backbone=cfg.backbone)
+        command = BASE_LEARNER_COMMAND.format(dataset=cfg.exp_name_or_dataset, split=cfg.split,
+                                              backbone=cfg.backbone)
         raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train it first with: {command}")
-    base = PSPNet(build_backbone(cfg.backbone), num_classes=len(fold.base) + 1, bins=tuple(cfg.ppm_bins))
-    load_weights(base, path, "pspnet")
+    load_weights_into(base, path, "pspnet")
     return base
 
 
-def build_bam(cfg, fold):
+def build_bam(cfg, fold, load_weights=True):
     """arch bam: base learner from cfg.base_weight; one shared backbone under mode freeze."""
-    return BAM(load_base_learner(cfg, fold), fold.base, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
+    return BAM(load_base_learner(cfg, fold, load_weights), fold.base, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
                kshot_trans_dim=cfg.kshot_trans_dim, aux_weight=cfg.aux_weight,
                share_backbone=(cfg.mode == "freeze"))

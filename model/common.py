@@ -10,6 +10,14 @@ IGNORE = 255
 COSINE_EPS = 1e-7
 
 
+def backbone_from_config(cfg, load_weights=True):
+    """cfg.backbone with cfg.pretrained: auto = the backbone's file in initmodel/, '' = random
+    init, else a path. load_weights=False: random init (a full checkpoint is loaded next)."""
+    from model.backbone import build_backbone
+    pretrained = {"auto": True, "": None}.get(cfg.pretrained, cfg.pretrained) if load_weights else None
+    return build_backbone(cfg.backbone, pretrained=pretrained)
+
+
 def resize(x, size):
     """Bilinear resize with align_corners=True, as every reference model does."""
     if tuple(x.shape[-2:]) == tuple(size):

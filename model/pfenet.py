@@ -21,8 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.backbone import build_backbone
-from model.common import (classifier, conv1x1_relu, encode_episode, resize, residual_convs,
+from model.common import (backbone_from_config, classifier, conv1x1_relu, encode_episode, resize, residual_convs,
                           segmentation_loss, shot_priors, shot_prototypes)
 
 PFENET_SCALES = (60, 30, 15, 8)
@@ -123,8 +122,8 @@ class PFENet(nn.Module):
         return loss, {"loss": loss.detach(), "main": main.detach(), "aux": aux.detach()}
 
 
-def build_pfenet(cfg, fold):
+def build_pfenet(cfg, fold, load_weights=True):
     """arch pfenet: backbone `cfg.backbone`, FEM scales `cfg.fem_scales`, `cfg.aux_weight`."""
-    backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained or None)
+    backbone = backbone_from_config(cfg, load_weights)
     return PFENet(backbone, reduce_dim=cfg.reduce_dim, scales=tuple(cfg.fem_scales),
                   aux_weight=cfg.aux_weight)

@@ -11,8 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from model.backbone import build_backbone
-from model.common import resize, segmentation_loss
+from model.common import backbone_from_config, resize, segmentation_loss
 
 PPM_BINS = (1, 2, 3, 6)
 HIDDEN_DIM = 512
@@ -78,7 +77,7 @@ class PSPNet(nn.Module):
         return loss, {"loss": loss.detach()}
 
 
-def build_pspnet(cfg, fold):
+def build_pspnet(cfg, fold, load_weights=True):
     """arch pspnet: backbone `cfg.backbone` (weights `cfg.pretrained`), classes = base + 1."""
-    backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained or None)
+    backbone = backbone_from_config(cfg, load_weights)
     return PSPNet(backbone, num_classes=len(fold.base) + 1, bins=tuple(cfg.ppm_bins))

@@ -74,6 +74,16 @@ class Config:
     def exp_name_or_dataset(self):
         return self.exp_name or self.dataset
 
+    def fill(self, key):
+        """The path template in `key` with {dataset} (exp_name or dataset), {split},
+        {backbone}, {arch} and {shot} filled in."""
+        try:
+            return getattr(self, key).format(dataset=self.exp_name_or_dataset, split=self.split,
+                                             backbone=self.backbone, arch=self.arch, shot=self.shot)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"key {key!r} = {getattr(self, key)!r}: bad placeholder ({e}); "
+                              "use {dataset} {split} {backbone} {arch} {shot}") from None
+
     @property
     def exp_path(self):
         """exp_dir/<exp_name>/<arch>/split<k>/<backbone>/<mode>/<shot>shot"""
