@@ -1,0 +1,110 @@
+"""Reading images and label maps, and writing files atomically.
+
+Labels are single-channel maps of class ids. VOC's own SegmentationClass PNGs are palette
+images whose pixel values are palette indices; they are read as indices (through PIL), never
+converted to colours or luminance.
+"""
+import io
+import json
+import os
+import tempfile
+
+import cv2
+import numpy as np
+from PIL import Image
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PALETTE_COLOUR_TYPE = 3
+
+
+def _read_bytes(path, what):
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise FileNotFoundError(f"{what} {path} is a directory, expected a file") from None
+
+
+def read_image(path):
+    """Read an image file as float32 RGB [H, W, 3] (grey images are expanded to three channels)."""
+    data = _read_bytes(path, "image")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"image {path} cannot be decoded (corrupt or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
+
+
+def read_label(path):
+    """Read a label map as uint8 [H, W] class ids; palette PNGs give their palette indices."""
+    data = _read_bytes(path, "label")
+    # byte 25 of a PNG is the colour type of its IHDR chunk; 3 means palette
+    if data.size > 25 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE_COLOUR_TYPE:
+        try:
+            with Image.open(io.BytesIO(data.tobytes())) as img:
+                label = np.asarray(img)
+        except OSError:
+            raise ValueError(f"label {path} cannot be decoded (corrupt PNG)") from None
+    else:
+        label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if label is None:
+            raise ValueError(f"label {path} cannot be decoded (corrupt or not an image)")
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise ValueError(f"label {path} is {label.dtype} with shape {label.shape}; "
+                         "expected a single-channel 8-bit map of class ids")
+    return label
+
+
+def image_size(path):
+    """(height, width) of an image from its header only (fast, no decoding)."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ValueError(f"image {path} cannot be read (corrupt or not an image)") from None
+    return height, width
+
+
+def _atomic_write_bytes(path, payload):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Write a text file atomically (temp file in the same directory, then os.replace)."""
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj):
+    """Write compact JSON atomically."""
+    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode("utf-8"))
+
+
+def write_png_atomic(path, array):
+    """Encode a uint8 array (label [H, W] or RGB image [H, W, 3]) as PNG and write it atomically."""
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError(f"cannot encode {path} as PNG")
+    _atomic_write_bytes(path, encoded.tobytes())
+
+
+def write_jpeg_atomic(path, rgb, quality=92):
+    """Encode a uint8 RGB image as JPEG and write it atomically."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"cannot encode {path} as JPEG")
+    _atomic_write_bytes(path, encoded.tobytes())
