@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 from util.base_dataset import BaseDataset
 from util.collate import collate_episodes
 from util.episodes import EpisodeDataset
-from util.sampler import ShardedSampler
+from util.sharded_sampler import ShardedSampler
 
 INDEX_CACHE_DIR = os.path.join("lists", "cache")
 

@@ -2,6 +2,7 @@
 import contextlib
 import random
 
+import cv2
 import numpy as np
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -15,6 +16,7 @@ class Runtime:
     """Device, process group and AMP settings of this process."""
 
     def __init__(self, cfg):
+        cv2.setNumThreads(0)  # OpenCV's own threads would fight the DataLoader workers
         kind = resolve_device(cfg.device)
         if cfg.amp != "off" and kind != "cuda":
             raise RuntimeError(f"amp={cfg.amp} needs CUDA but this run is on {kind}; use amp=off")

@@ -40,7 +40,8 @@ def tiny_dataset(tmp_path):
     """
     import numpy as np
 
-    from util.label_io import write_jpeg_atomic, write_png_atomic, write_text_atomic
+    from util.fileio import atomic_write_text
+    from util.label_io import write_jpeg_atomic, write_png_atomic
 
     def make(labels, name="list"):
         rng = np.random.default_rng(0)
@@ -51,7 +52,7 @@ def tiny_dataset(tmp_path):
             write_png_atomic(str(tmp_path / "SegmentationClassAug" / f"img{i}.png"), label.astype(np.uint8))
             lines.append(f"JPEGImages/img{i}.jpg SegmentationClassAug/img{i}.png")
         list_file = str(tmp_path / f"{name}.txt")
-        write_text_atomic(list_file, "\n".join(lines) + "\n")
+        atomic_write_text(list_file, "\n".join(lines) + "\n")
         return str(tmp_path), list_file
 
     return make

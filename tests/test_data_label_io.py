@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util.label_io import image_size, read_image, read_label, write_png_atomic, write_text_atomic
+from util.fileio import atomic_write_text
+from util.label_io import image_size, read_image, read_label, write_png_atomic
 from util.synthetic_raw import voc_palette
 
 
@@ -58,6 +59,6 @@ def test_read_image_is_rgb_float32(tmp_path):
 
 
 def test_atomic_writes_leave_no_temporary_files(tmp_path):
-    write_text_atomic(str(tmp_path / "d" / "a.txt"), "one")
-    write_text_atomic(str(tmp_path / "d" / "a.txt"), "two")
+    atomic_write_text(str(tmp_path / "d" / "a.txt"), "one")
+    atomic_write_text(str(tmp_path / "d" / "a.txt"), "two")
     assert os.listdir(tmp_path / "d") == ["a.txt"] and (tmp_path / "d" / "a.txt").read_text() == "two"

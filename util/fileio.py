@@ -1,4 +1,6 @@
-"""Atomic writes: a crash or a full disk never leaves a half-written file in place."""
+"""Atomic writes: a crash or a full disk never leaves a half-written file in place
+(write a temporary file in the same directory, then os.replace)."""
+import json
 import os
 import tempfile
 
@@ -6,12 +8,10 @@ import tempfile
 def _atomic(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -19,8 +19,17 @@ def _atomic(path, write):
         raise
 
 
+def atomic_write_bytes(path, payload):
+    _atomic(path, lambda f: f.write(payload))
+
+
 def atomic_write_text(path, text):
-    _atomic(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj):
+    """Compact JSON."""
+    atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode("utf-8"))
 
 
 def atomic_torch_save(obj, path):

@@ -5,13 +5,13 @@ images whose pixel values are palette indices; they are read as indices (through
 converted to colours or luminance.
 """
 import io
-import json
 import os
-import tempfile
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from util.fileio import atomic_write_bytes
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PALETTE_COLOUR_TYPE = 3
@@ -67,30 +67,6 @@ def image_size(path):
     return height, width
 
 
-def _atomic_write_bytes(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path, text):
-    """Write a text file atomically (temp file in the same directory, then os.replace)."""
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path, obj):
-    """Write compact JSON atomically."""
-    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode("utf-8"))
-
-
 def write_png_atomic(path, array):
     """Encode a uint8 array (label [H, W] or RGB image [H, W, 3]) as PNG and write it atomically."""
     if array.ndim == 3:
@@ -98,7 +74,7 @@ def write_png_atomic(path, array):
     ok, encoded = cv2.imencode(".png", array)
     if not ok:
         raise ValueError(f"cannot encode {path} as PNG")
-    _atomic_write_bytes(path, encoded.tobytes())
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def write_jpeg_atomic(path, rgb, quality=92):
@@ -107,4 +83,4 @@ def write_jpeg_atomic(path, rgb, quality=92):
                                [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"cannot encode {path} as JPEG")
-    _atomic_write_bytes(path, encoded.tobytes())
+    atomic_write_bytes(path, encoded.tobytes())

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from util.label_io import image_size, read_label, write_json_atomic
+from util.fileio import atomic_write_json
+from util.label_io import image_size, read_label
 
 CACHE_VERSION = 1
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,7 +188,7 @@ def compute_label_stats(list_file, data_root, cache_dir=DEFAULT_CACHE_DIR, worke
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     offsets, values, pixels = _flatten(_compute(pairs, data_root, list_file, workers, progress))
     if path:
-        write_json_atomic(path, {"version": CACHE_VERSION, "list_file": os.path.basename(list_file),
+        atomic_write_json(path, {"version": CACHE_VERSION, "list_file": os.path.basename(list_file),
                                  "lines": len(pairs),
                                  **{name: _encode(arr, dtype) for (name, dtype), arr
                                     in zip(_ARRAYS.items(), (offsets, values, pixels))}})

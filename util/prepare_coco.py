@@ -23,7 +23,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from util.label_io import write_png_atomic, write_text_atomic
+from util.fileio import atomic_write_text
+from util.label_io import write_png_atomic
 from util.label_stats import PROJECT_ROOT
 
 SPLITS = ("train", "val")
@@ -115,7 +116,7 @@ def prepare_coco(coco_root, list_dir, crowd="class", workers=None):
             with multiprocessing.Pool(workers) as pool:
                 written = sum(tqdm(pool.imap_unordered(_render, tasks, chunksize=32), **bar))
         paths.append(os.path.join(list_dir, f"{split}.txt"))
-        write_text_atomic(paths[-1], "\n".join(lines) + "\n")
+        atomic_write_text(paths[-1], "\n".join(lines) + "\n")
         print(f"{split}2014: {len(lines)} annotated images, {written} labels written, "
               f"{len(tasks) - written} already there")
     return tuple(paths)

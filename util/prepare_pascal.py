@@ -25,7 +25,8 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from util.label_io import read_label, write_png_atomic, write_text_atomic
+from util.fileio import atomic_write_text
+from util.label_io import read_label, write_png_atomic
 from util.label_stats import PROJECT_ROOT
 
 TRAIN_LIST = "voc_sbd_merge_noduplicate.txt"
@@ -112,7 +113,7 @@ def prepare_pascal(voc_root, sbd_root, list_dir, sbd_splits=("train",), sbd_boun
     for name, ids in ((TRAIN_LIST, train_ids), (VAL_LIST, voc_val)):
         lines = [f"JPEGImages/{i}.jpg SegmentationClassAug/{i}.png" for i in ids]
         paths.append(os.path.join(list_dir, name))
-        write_text_atomic(paths[-1], "\n".join(lines) + "\n")
+        atomic_write_text(paths[-1], "\n".join(lines) + "\n")
     print(f"labels: {written} written, {len(tasks) - written} already there; "
           f"train list {len(train_ids)} images, val list {len(voc_val)} images")
     return tuple(paths)

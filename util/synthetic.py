@@ -21,7 +21,8 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from util.label_io import write_jpeg_atomic, write_png_atomic, write_text_atomic
+from util.fileio import atomic_write_text
+from util.label_io import write_jpeg_atomic, write_png_atomic
 from util.synthetic_scene import render_scene
 
 COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
@@ -95,7 +96,7 @@ def write_voc(out, train=300, val=200, min_size=160, max_size=256, seed=0, worke
         jobs = [(out, split, k, seed, min_size, max_size) for k in range(count)]
         lines = run_jobs(jobs, _voc_job, workers, f"synthetic voc {split}")
         path = os.path.join(out, f"{split}.txt")
-        write_text_atomic(path, "\n".join(lines) + "\n")
+        atomic_write_text(path, "\n".join(lines) + "\n")
         lists.append(path)
     return tuple(lists)
 
@@ -115,7 +116,7 @@ def write_coco(out, train=960, val=480, min_size=160, max_size=256, seed=0, work
         doc = {"info": {"description": "synthetic COCO-style data"}, "images": [r[0] for r in results],
                "annotations": annotations, "categories": categories}
         path = os.path.join(out, "annotations", f"instances_{split}2014.json")
-        write_text_atomic(path, json.dumps(doc))
+        atomic_write_text(path, json.dumps(doc))
         paths.append(path)
     return tuple(paths)
 

@@ -12,7 +12,8 @@ import scipy.io
 import scipy.sparse
 from PIL import Image
 
-from util.label_io import write_jpeg_atomic, write_text_atomic
+from util.fileio import atomic_write_text
+from util.label_io import write_jpeg_atomic
 from util.synthetic import run_jobs, scene
 
 
@@ -89,5 +90,5 @@ def write_voc_raw(out, train=300, val=200, min_size=160, max_size=256, seed=0, w
                       (os.path.join(voc, "ImageSets", "Segmentation", "val.txt"), voc_val),
                       (os.path.join(sbd, "dataset", "train.txt"), sbd_train),
                       (os.path.join(sbd, "dataset", "val.txt"), sbd_val)):
-        write_text_atomic(path, "\n".join(ids) + "\n")
+        atomic_write_text(path, "\n".join(ids) + "\n")
     return voc, sbd

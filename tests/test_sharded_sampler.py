@@ -1,5 +1,5 @@
 """Sharded sampling: what P processes see together is what one process sees."""
-from util.sampler import ShardedSampler
+from util.sharded_sampler import ShardedSampler
 
 
 def test_shards_interleave_into_the_single_process_order():
