@@ -1,6 +1,4 @@
 """Config -> datasets and DataLoaders (util's datasets take explicit arguments; this maps keys)."""
-import os
-
 import torch
 from torch.utils.data import DataLoader
 
@@ -8,8 +6,6 @@ from util.base_dataset import BaseDataset
 from util.collate import collate_episodes
 from util.episodes import EpisodeDataset
 from util.sharded_sampler import ShardedSampler
-
-INDEX_CACHE_DIR = os.path.join("lists", "cache")
 
 
 def build_dataset(cfg, task, mode, seed):
@@ -21,17 +17,18 @@ def build_dataset(cfg, task, mode, seed):
         return BaseDataset(cfg.data_root, list_file, cfg.dataset, cfg.split, mode, **common)
     return EpisodeDataset(cfg.data_root, list_file, cfg.dataset, cfg.split, cfg.shot, mode,
                           filter_novel=cfg.filter_novel, test_num=cfg.test_num,
-                          index_cache_dir=INDEX_CACHE_DIR,
+                          index_cache_dir=cfg.index_cache_dir or None,
                           workers_for_index=cfg.index_workers or None, **common)
 
 
-def build_loader(dataset, batch_size, train, seed, dist, workers, pin_memory):
-    """A DataLoader over this process's share of `dataset`.
+def build_loader(dataset, batch_size, train, seed, dist, workers, pin_memory, num_samples=0):
+    """A DataLoader over this process's share of `dataset` (`num_samples` per epoch in training;
+    0 = len(dataset)).
 
     Its own torch.Generator keeps the global RNG untouched (so resuming is exact), and the
     sampler's order depends on (seed, epoch) only."""
     sampler = ShardedSampler(len(dataset), shuffle=train, seed=seed, rank=dist.rank,
-                             world_size=dist.world_size, drop_last=train)
+                             world_size=dist.world_size, drop_last=train, num_samples=num_samples)
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,

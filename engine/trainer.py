@@ -58,7 +58,7 @@ class Trainer:
         pin = self.rt.device.type == "cuda"
         self.train_set = build_dataset(cfg, task, "train", cfg.seed)
         self.train_loader = build_loader(self.train_set, cfg.batch_size // dist.world_size, True,
-                                         cfg.seed, dist, cfg.workers, pin)
+                                         cfg.seed, dist, cfg.workers, pin, cfg.train_num)
         if len(self.train_loader) == 0:
             raise ValueError(f"{cfg.train_list}: {len(self.train_set)} training samples, fewer than "
                              f"one batch of {cfg.batch_size // dist.world_size} per process")

@@ -43,8 +43,9 @@ def test_base_chain_sections_and_overrides(tmp_path):
     assert cfg.exp_path == os.path.join("exp", "pascal", "baseline", "split3", "resnet50", "svf", "5shot")
 
 
-def test_yaml_off_is_read_as_the_string_off(tmp_path):
-    assert load_config(write(tmp_path, "a.yaml", "amp: off\n")).amp == "off"
+def test_yaml_off_and_exponents_read_as_meant(tmp_path):
+    cfg = load_config(write(tmp_path, "a.yaml", "amp: off\nweight_decay: 5e-4\n"), ["base_lr=1e-3"])
+    assert cfg.amp == "off" and cfg.weight_decay == 5e-4 and cfg.base_lr == 1e-3
 
 
 @pytest.mark.parametrize("override, message", [

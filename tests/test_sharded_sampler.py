@@ -18,6 +18,15 @@ def test_order_depends_on_seed_and_epoch_only():
     assert list(a) != list(b) and sorted(a) == sorted(b)
 
 
+def test_num_samples_draws_a_fresh_subset_or_cycles():
+    a = ShardedSampler(10, shuffle=True, seed=0, num_samples=4)
+    first = list(a)
+    a.set_epoch(1)
+    assert len(first) == 4 and len(set(first)) == 4 and list(a) != first
+    long = list(ShardedSampler(3, shuffle=True, seed=0, num_samples=7))
+    assert len(long) == 7 and sorted(long[:3]) == [0, 1, 2] and sorted(long[3:6]) == [0, 1, 2]
+
+
 def test_evaluation_covers_every_item_once():
     shards = [list(ShardedSampler(7, shuffle=False, rank=r, world_size=3, drop_last=False)) for r in range(3)]
     assert sorted(sum(shards, [])) == list(range(7))

@@ -62,3 +62,10 @@ def test_bad_arguments_print_the_usage(recorder, args, message):
 def test_help_exits_cleanly(recorder):
     out = run("test.sh", ["-h"], recorder)
     assert out.returncode == 0 and "usage: sh test.sh" in out.stdout
+
+
+def test_base_mode_runs_the_stage_one_config(recorder):
+    out = run("train.sh", ["demo", "split0", "resnet50", "base"], recorder)
+    assert out.stdout.split() == ["train.py", "--config", "config/demo_split0_base.yaml", "backbone=resnet50"]
+    bad = run("train.sh", ["demo", "split0", "resnet50", "base", "bam"], recorder)
+    assert bad.returncode == 2 and "MODE base (the base learner) takes no ARCH or SHOT" in bad.stderr

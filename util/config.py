@@ -32,7 +32,7 @@ LIST_CHOICES = {
 }
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
-NON_NEGATIVE = ("workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
+NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
                 "stop_interval", "poly_power")
 
 
@@ -154,6 +154,11 @@ def _check_type(key, value, default, where):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
     elif isinstance(default, float):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
