@@ -45,7 +45,7 @@ class TwoConvSingularValues(torch.autograd.Function):
         grad_s = (a * b).sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
         grad_x = None
         if ctx.needs_input_grad[0]:
-            shape_only = grad_y.new_empty(x_shape)  # read for its shape only
+            shape_only = grad_y.new_empty(1).expand(x_shape)  # only its shape is read
             scaled_down = down * s.view(-1, 1, 1, 1)
             grad_x = torch.ops.aten.convolution_backward(
                 b, shape_only, scaled_down, None, stride, padding, dilation, False, (0, 0),
