@@ -187,3 +187,10 @@ def test_unknown_backbone_name():
 def test_no_torchvision_import():
     code = "import sys, model.backbone; assert 'torchvision' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "object.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "layer": nn.ReLU()}, path)
+    with pytest.raises(ValueError, match="object.pth: not a readable weights-only torch file"):
+        build_backbone("resnet50", pretrained=path)

@@ -1,5 +1,6 @@
 """Strict loading of public pretrained backbone files (their own key names)."""
 import os
+import pickle
 
 import torch
 
@@ -13,7 +14,11 @@ def read_state_dict(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{path}: pretrained weights not found; initmodel/README.md lists where to get them")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable weights-only torch file "
+                         f"({str(error).splitlines()[0]})") from error
     while isinstance(data, dict):
         wrapper = next((k for k in _WRAPPER_KEYS if isinstance(data.get(k), dict)), None)
         if wrapper is None:
