@@ -45,11 +45,6 @@ def to_device(batch, device):
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def unwrap(model):
-    """The model inside a DistributedDataParallel wrapper."""
-    return model.module if hasattr(model, "module") else model
-
-
 def freeze_batchnorm(module):
     """BatchNorm layers of `module` to eval mode: running statistics stay as pretrained."""
     for m in module.modules():

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from engine.data import build_dataset, build_loader
 from engine.evaluate import ALL_FOREGROUND, evaluate, make_evaluators
-from engine.runtime import Runtime, freeze_batchnorm, seed_everything, to_device, unwrap
+from engine.runtime import Runtime, freeze_batchnorm, seed_everything, to_device
 from model.build import build_model, fold_of
 from util.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from util.config import save_config

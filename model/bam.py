@@ -26,8 +26,7 @@ import torch.nn as nn
 
 from model.backbone import build_backbone
 from model.baseline import MetaHead
-from model.common import (conv1x1_relu, encode_episode, resize, segmentation_loss, shot_priors,
-                          shot_prototypes)
+from model.common import MetaLearner, resize, segmentation_loss, shot_priors, shot_prototypes
 from model.pspnet import PSPNet
 from model.weights import load_weights as load_weights_into
 
@@ -59,15 +58,12 @@ def shot_reweighting(shot, trans_dim):
     return nn.Sequential(nn.Conv2d(shot, trans_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(trans_dim, shot, 1))
 
 
-class BAM(nn.Module):
+class BAM(MetaLearner):
     """batch -> {"logits": ensemble, "logits_meta": meta branch, "base_logits": base learner's
     [B, base classes + 1, H, W]}, all at the input resolution."""
 
-    task = "episodes"
-
     def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
                  aux_weight=1.0, share_backbone=False):
-        super().__init__()
         base_classes = tuple(int(c) for c in base_classes)
         if base_learner.num_classes != len(base_classes) + 1:
             raise ValueError(f"the base learner predicts {base_learner.num_classes} classes; the fold "
@@ -78,14 +74,11 @@ class BAM(nn.Module):
             raise ValueError(f"aux_weight: expected a non-negative weight, got {aux_weight!r}")
         # A separate meta backbone starts trainable, like any freshly built one (the fine-tuning
         # mode then decides); a shared one is frozen with the base learner.
-        self.backbone = (base_learner.backbone if share_backbone
-                         else copy.deepcopy(base_learner.backbone).requires_grad_(True))
+        super().__init__(base_learner.backbone if share_backbone
+                         else copy.deepcopy(base_learner.backbone).requires_grad_(True), reduce_dim)
         self.base_learner = base_learner.requires_grad_(False).eval()
         self.shot = shot
         self.aux_weight = float(aux_weight)
-        mid_dim = self.backbone.channels["layer2"] + self.backbone.channels["layer3"]
-        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
-        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
         self.head = MetaHead(reduce_dim)
         self.gram_merge = identity_merge()
         self.cls_merge = identity_merge()
@@ -111,9 +104,7 @@ class BAM(nn.Module):
         if k != self.shot:
             raise ValueError(f"this BAM was built for {self.shot} shot(s) (its re-weighting depends on "
                              f"it); the batch has {k} support images per episode")
-        feats = encode_episode(self.backbone, query_img, support_imgs, batch["support_masks"])
-        query_feat = self.down_query(feats.query_mid())
-        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+        feats, query_feat, supp_feat = self.embed(batch)
 
         distance = self.gram_distance(feats)                      # [B, K]
         weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)

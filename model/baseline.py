@@ -9,7 +9,7 @@ prototypes are averaged over the shots.
 import torch
 import torch.nn as nn
 
-from model.common import (ASPP, classifier, conv1x1_relu, encode_episode, resize, residual_convs,
+from model.common import (ASPP, MetaLearner, classifier, conv1x1_relu, resize, residual_convs,
                           segmentation_loss, shot_priors, shot_prototypes)
 
 
@@ -33,28 +33,18 @@ class MetaHead(nn.Module):
         return self.cls(x)
 
 
-class Baseline(nn.Module):
-    task = "episodes"
-
+class Baseline(MetaLearner):
     def __init__(self, backbone, shot=1, reduce_dim=256):
-        super().__init__()
-        self.backbone = backbone
+        super().__init__(backbone, reduce_dim)
         self.shot = shot
-        mid_dim = backbone.channels["layer2"] + backbone.channels["layer3"]
-        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
-        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
         self.head = MetaHead(reduce_dim)
 
     def forward(self, batch):
-        query_img = batch["query_img"]
-        feats = encode_episode(self.backbone, query_img, batch["support_imgs"], batch["support_masks"])
-        query_feat = self.down_query(feats.query_mid())
-        b, k = feats.support_mask.shape[:2]
-        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+        feats, query_feat, supp_feat = self.embed(batch)
         prototype = shot_prototypes(supp_feat, feats.support_mask).mean(1)
         prior = shot_priors(feats).mean(1)
         logits = self.head(query_feat, prototype, prior)
-        return {"logits": resize(logits, query_img.shape[-2:])}
+        return {"logits": resize(logits, batch["query_img"].shape[-2:])}
 
     def loss(self, outputs, batch):
         loss = segmentation_loss(outputs["logits"], batch["query_mask"])

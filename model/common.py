@@ -126,6 +126,29 @@ def encode_episode(backbone, query_img, support_imgs, support_masks):
     return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)))
 
 
+class MetaLearner(nn.Module):
+    """What the meta-learners share: the backbone, the 1x1 projections (dropout 0.5, as PFENet
+    and BAM) of the query's and the supports' mid-level features, and `embed`."""
+
+    task = "episodes"
+
+    def __init__(self, backbone, reduce_dim):
+        super().__init__()
+        self.backbone = backbone
+        mid_dim = backbone.channels["layer2"] + backbone.channels["layer3"]
+        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
+
+    def embed(self, batch):
+        """(EpisodeFeatures, query features [B, C, h, w], support features [B, K, C, h, w])."""
+        feats = encode_episode(self.backbone, batch["query_img"], batch["support_imgs"],
+                               batch["support_masks"])
+        b, k = feats.support_mask.shape[:2]
+        query_feat = self.down_query(feats.query_mid())
+        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+        return feats, query_feat, supp_feat
+
+
 def shot_priors(features):
     """Prior mask of each shot, [B, K, 1, h3, w3] (layer4 support features masked again)."""
     q4 = features.query["layer4"]

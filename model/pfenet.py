@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.common import (backbone_from_config, classifier, conv1x1_relu, encode_episode, resize, residual_convs,
-                          segmentation_loss, shot_priors, shot_prototypes)
+from model.common import (MetaLearner, backbone_from_config, classifier, conv1x1_relu, resize,
+                          residual_convs, segmentation_loss, shot_priors, shot_prototypes)
 
 PFENET_SCALES = (60, 30, 15, 8)
 
@@ -67,24 +67,18 @@ class ScaleBranch(nn.Module):
         return x, self.aux_cls(x)
 
 
-class PFENet(nn.Module):
+class PFENet(MetaLearner):
     """batch -> {"logits": final 2-way logits, "aux_logits_<i>": scale i's aux logits}.
 
     Logits are at the input resolution; the aux logits stay at their scale's size (the loss
     upsamples them) and do not start with "logits", so the evaluator ignores them."""
 
-    task = "episodes"
-
     def __init__(self, backbone, reduce_dim=256, scales=PFENET_SCALES, aux_weight=1.0):
-        super().__init__()
         if aux_weight < 0:
             raise ValueError(f"aux_weight: expected a non-negative weight, got {aux_weight!r}")
-        self.backbone = backbone
+        super().__init__(backbone, reduce_dim)
         self.scales = check_scales(scales)
         self.aux_weight = float(aux_weight)
-        mid_dim = backbone.channels["layer2"] + backbone.channels["layer3"]
-        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
-        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
         self.fem = nn.ModuleList(ScaleBranch(reduce_dim, first=(i == 0)) for i in range(len(self.scales)))
         self.res1 = conv1x1_relu(len(self.scales) * reduce_dim, reduce_dim)
         self.res2 = residual_convs(reduce_dim)
@@ -92,10 +86,7 @@ class PFENet(nn.Module):
 
     def forward(self, batch):
         query_img = batch["query_img"]
-        feats = encode_episode(self.backbone, query_img, batch["support_imgs"], batch["support_masks"])
-        query_feat = self.down_query(feats.query_mid())
-        b, k = feats.support_mask.shape[:2]
-        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+        feats, query_feat, supp_feat = self.embed(batch)
         prototype = shot_prototypes(supp_feat, feats.support_mask).mean(1)
         height, width = query_feat.shape[-2:]
         prior = resize(shot_priors(feats).mean(1), (height, width))

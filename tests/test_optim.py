@@ -1,6 +1,4 @@
 """The learning rate actually decays, per iteration, and parameter groups follow the multipliers."""
-import math
-
 import pytest
 import torch
 import torch.nn as nn

@@ -5,7 +5,6 @@ images whose pixel values are palette indices; they are read as indices (through
 converted to colours or luminance.
 """
 import io
-import os
 
 import cv2
 import numpy as np
