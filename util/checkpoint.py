@@ -21,6 +21,9 @@ def load_checkpoint(path, map_location="cpu"):
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a truncated or foreign file
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if isinstance(state, dict) and "state_dict" in state and "model" not in state:
+        raise ValueError(f"{path}: a published PFENet / BAM / PSPNet checkpoint; convert it first: "
+                         "python -m model.convert --arch pfenet|bam|pspnet IN OUT (docs/models.md)")
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     return state
