@@ -164,11 +164,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    run_with_threads(run, args)
+
+
+def run_with_threads(run_fn, args):
+    """run_fn(args, device) with torch's CPU threads set to --threads (restored afterwards)."""
     previous_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        run(args, torch.device(args.device))
+        run_fn(args, torch.device(args.device))
     finally:
         torch.set_num_threads(previous_threads)
 

@@ -14,6 +14,7 @@ import torch
 
 from model.backbone import build_backbone
 
+from .bench import run_with_threads
 from .finetune import finetune
 from .layers import SVDConv2d
 
@@ -56,13 +57,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    previous_threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        run(args, torch.device(args.device))
-    finally:
-        torch.set_num_threads(previous_threads)
+    run_with_threads(run, args)
 
 
 def run(args, device):

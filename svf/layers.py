@@ -27,6 +27,23 @@ COMPUTE_PATHS = ("auto", "two_conv", "rebuild")
 class _SVDLayer(nn.Module):
     """Shared parts: factors, the exp parametrisation of S, path choice, dense rebuild."""
 
+    dense_type = None  # the dense layer class a subclass decomposes
+
+    @classmethod
+    def from_dense(cls, layer, rank=None):
+        """Decompose `layer` exactly; rank per group, None = full rank."""
+        if not isinstance(layer, cls.dense_type):
+            raise ValueError(f"{cls.__name__}.from_dense expects an nn.{cls.dense_type.__name__}, "
+                             f"got {type(layer).__name__}")
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self._setup_from(layer, rank)
+        return self
+
+    def _copy_bias(self, layer):
+        self.bias = None if layer.bias is None else nn.Parameter(
+            layer.bias.detach().clone(), requires_grad=layer.bias.requires_grad)
+
     def _set_factors(self, weight, groups, rank):
         u, s, v = decompose(weight, groups, rank)
         trainable = weight.requires_grad
@@ -102,6 +119,8 @@ class SVDConv2d(_SVDLayer):
     """nn.Conv2d stored as U diag(S) V^T per group (any kernel, stride, padding, padding_mode,
     dilation, groups, bias). A fresh layer is a default-initialised nn.Conv2d, decomposed."""
 
+    dense_type = nn.Conv2d
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", rank=None, device=None, dtype=None):
         super().__init__()
@@ -109,24 +128,12 @@ class SVDConv2d(_SVDLayer):
                           groups, bias, padding_mode, device=device, dtype=dtype)
         self._setup_from(dense, rank)
 
-    @classmethod
-    def from_dense(cls, layer, rank=None):
-        """Decompose `layer` (nn.Conv2d) exactly; rank per group, None = full rank."""
-        if not isinstance(layer, nn.Conv2d):
-            raise ValueError(f"SVDConv2d.from_dense expects an nn.Conv2d, got "
-                             f"{type(layer).__name__}")
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self._setup_from(layer, rank)
-        return self
-
     def _setup_from(self, layer, rank):
         for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
                      "dilation", "groups", "padding_mode", "_reversed_padding_repeated_twice"):
             setattr(self, name, getattr(layer, name))
         self._set_factors(layer.weight, layer.groups, rank)
-        self.bias = None if layer.bias is None else nn.Parameter(
-            layer.bias.detach().clone(), requires_grad=layer.bias.requires_grad)
+        self._copy_bias(layer)
 
     def _conv(self, x, weight, bias, groups):
         if self.padding_mode != "zeros":
@@ -192,27 +199,17 @@ class SVDLinear(_SVDLayer):
     """nn.Linear stored as U diag(S) V^T (with or without bias). A fresh layer is a
     default-initialised nn.Linear, decomposed (never left uninitialised)."""
 
+    dense_type = nn.Linear
+
     def __init__(self, in_features, out_features, bias=True, rank=None, device=None, dtype=None):
         super().__init__()
         self._setup_from(nn.Linear(in_features, out_features, bias, device=device, dtype=dtype),
                          rank)
 
-    @classmethod
-    def from_dense(cls, layer, rank=None):
-        """Decompose `layer` (nn.Linear) exactly; None = full rank."""
-        if not isinstance(layer, nn.Linear):
-            raise ValueError(f"SVDLinear.from_dense expects an nn.Linear, got "
-                             f"{type(layer).__name__}")
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self._setup_from(layer, rank)
-        return self
-
     def _setup_from(self, layer, rank):
         self.in_features, self.out_features = layer.in_features, layer.out_features
         self._set_factors(layer.weight, 1, rank)
-        self.bias = None if layer.bias is None else nn.Parameter(
-            layer.bias.detach().clone(), requires_grad=layer.bias.requires_grad)
+        self._copy_bias(layer)
 
     def _dense_weight(self):
         return self._weight_blocks()[0]
