@@ -40,6 +40,17 @@ class _SVDLayer(nn.Module):
         self._setup_from(layer, rank)
         return self
 
+    def _fill_dense(self, layer):
+        """Write U diag(S) V^T (computed in float64) and the bias into the dense `layer`."""
+        blocks = torch.matmul(self.U.double() * self.singular_values().double().unsqueeze(1),
+                              self.V.double())
+        layer.weight.copy_(blocks.reshape(layer.weight.shape))
+        layer.weight.requires_grad_(self._dense_trainable())
+        if self.bias is not None:
+            layer.bias.copy_(self.bias)
+            layer.bias.requires_grad_(self.bias.requires_grad)
+        return layer
+
     def _copy_bias(self, layer):
         self.bias = None if layer.bias is None else nn.Parameter(
             layer.bias.detach().clone(), requires_grad=layer.bias.requires_grad)
@@ -177,14 +188,7 @@ class SVDConv2d(_SVDLayer):
         layer = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride,
                           self.padding, self.dilation, self.groups, self.bias is not None,
                           self.padding_mode, device=self.U.device, dtype=self.U.dtype)
-        blocks = torch.matmul(self.U.double() * self.singular_values().double().unsqueeze(1),
-                              self.V.double())
-        layer.weight.copy_(blocks.reshape(layer.weight.shape))
-        layer.weight.requires_grad_(self._dense_trainable())
-        if self.bias is not None:
-            layer.bias.copy_(self.bias)
-            layer.bias.requires_grad_(self.bias.requires_grad)
-        return layer
+        return self._fill_dense(layer)
 
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -229,14 +233,7 @@ class SVDLinear(_SVDLayer):
         """The equivalent nn.Linear (weight rebuilt in float64), same device and dtype."""
         layer = nn.Linear(self.in_features, self.out_features, self.bias is not None,
                           device=self.U.device, dtype=self.U.dtype)
-        weight = torch.matmul(self.U.double() * self.singular_values().double().unsqueeze(1),
-                              self.V.double())[0]
-        layer.weight.copy_(weight)
-        layer.weight.requires_grad_(self._dense_trainable())
-        if self.bias is not None:
-            layer.bias.copy_(self.bias)
-            layer.bias.requires_grad_(self.bias.requires_grad)
-        return layer
+        return self._fill_dense(layer)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

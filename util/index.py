@@ -11,12 +11,12 @@ Command line: python -m util.index DATASET --data-root ROOT [--train-list L] [--
 """
 import argparse
 import os
-import sys
 import textwrap
 from dataclasses import dataclass
 
 import numpy as np
 
+from util.cli import run_main
 from util.folds import NUM_CLASSES, NUM_FOLDS, check_dataset, fold_classes
 from util.label_stats import DEFAULT_CACHE_DIR, PROJECT_ROOT, compute_label_stats
 
@@ -170,7 +170,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_main(main)

@@ -23,6 +23,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from util.cli import run_main
 from util.fileio import atomic_write_text
 from util.label_io import write_png_atomic
 from util.label_stats import PROJECT_ROOT
@@ -137,7 +138,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_main(main)

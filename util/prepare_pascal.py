@@ -25,6 +25,7 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
+from util.cli import run_main
 from util.fileio import atomic_write_text
 from util.label_io import read_label, write_png_atomic
 from util.label_stats import PROJECT_ROOT
@@ -138,7 +139,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_main(main)
