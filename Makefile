@@ -20,7 +20,7 @@ test: venv
 # A synthetic dataset in the real VOC format, the baseline trained with SVF on fold 0 from a
 # random ResNet-50 (config/demo_split0.yaml), then test.py; its last line is the result.
 $(DEMO)/val.txt: | venv
-	$(PY) -m util.synthetic --out $(DEMO) --format voc --train 300 --val 200
+	$(PY) -m tools.synthetic --out $(DEMO) --format voc --train 300 --val 200
 
 demo: venv $(DEMO)/val.txt
 	PYTHON=$(PY) sh train.sh demo split0 resnet50 svf

@@ -4,8 +4,8 @@
 
 Without `weight`, the best checkpoint of the matching exp dir is used. Keys: config/defaults.yaml.
 """
-from engine.cli import run
+from engine.command import config_command
 from engine.tester import run_test
 
 if __name__ == "__main__":
-    run(__doc__, run_test)
+    config_command(__doc__, run_test)

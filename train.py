@@ -6,8 +6,8 @@
 Keys and their meaning: config/defaults.yaml. Outputs go to
 exp/<dataset>/<arch>/split<k>/<backbone>/<mode>/<shot>shot/ (snapshot/ and result/).
 """
-from engine.cli import run
+from engine.command import config_command
 from engine.trainer import Trainer
 
 if __name__ == "__main__":
-    run(__doc__, lambda cfg: Trainer(cfg).fit())
+    config_command(__doc__, lambda cfg: Trainer(cfg).fit())

@@ -1,1 +1,3 @@
-"""The engine behind train.py and test.py: runtime setup, data, evaluation, training."""
+"""The engine behind train.py and test.py: config choices and command line, runtime (device,
+torchrun, AMP), data loaders, optimiser and schedule, checkpoints, metrics and evaluation,
+the training loop and the tester."""

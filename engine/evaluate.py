@@ -1,20 +1,19 @@
-"""Score a model on a loader of val episodes (or base-class images) with util.metrics."""
+"""Score a model on a loader of val episodes (or base-class images) with engine.metrics."""
 import time
 
 import torch
 
+from engine.metrics import FewShotEvaluator, SemanticEvaluator
 from engine.runtime import to_device
-from util.metrics import FewShotEvaluator, SemanticEvaluator
 
 ALL_FOREGROUND = "all_foreground"
 
 
-def make_evaluators(model, fold, ori_resize):
-    """name -> evaluator factory for the model's task; episode tasks also score the trivial
-    all-foreground prediction on the same episodes, as a floor to beat."""
+def evaluator_factory(model, fold, ori_resize):
+    """A function returning a fresh evaluator of the model's task."""
     if model.task == "semantic":
-        return lambda name: SemanticEvaluator(model.num_classes, ori_resize=ori_resize)
-    return lambda name: FewShotEvaluator(fold.novel, ori_resize=ori_resize)
+        return lambda: SemanticEvaluator(model.num_classes, ori_resize=ori_resize)
+    return lambda: FewShotEvaluator(fold.novel, ori_resize=ori_resize)
 
 
 def _all_foreground_logits(batch):
@@ -25,8 +24,10 @@ def _all_foreground_logits(batch):
 
 
 @torch.no_grad()
-def evaluate(model, loader, runtime, make_evaluator, progress=None):
-    """Run every batch once; every output whose key starts with "logits" gets its own evaluator.
+def evaluate(model, loader, runtime, new_evaluator):
+    """Run every batch once; every output whose key starts with "logits" gets its own evaluator,
+    and on episode tasks the trivial all-foreground prediction is scored on the same episodes,
+    as a floor to beat.
 
     Returns (results: name -> evaluator.result(), seconds). Under DDP every process scores its
     share and the sums are all-reduced, so every process returns the totals."""
@@ -38,15 +39,13 @@ def evaluate(model, loader, runtime, make_evaluator, progress=None):
         with runtime.autocast():
             outputs = model(batch)
         names = sorted(k for k in outputs if k.startswith("logits"))
-        if getattr(model, "task", "episodes") == "episodes":
+        if model.task == "episodes":
             outputs = dict(outputs, **{ALL_FOREGROUND: _all_foreground_logits(batch)})
             names.append(ALL_FOREGROUND)
         for name in names:
             if name not in evaluators:
-                evaluators[name] = make_evaluator(name)
+                evaluators[name] = new_evaluator()
             evaluators[name].update(outputs[name], batch)
-        if progress is not None:
-            progress.update(batch["query_img"].shape[0])
     for ev in evaluators.values():
         ev.all_reduce()
     return {name: ev.result() for name, ev in evaluators.items()}, time.time() - start

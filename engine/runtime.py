@@ -1,15 +1,66 @@
-"""Process-level setup shared by train.py and test.py: device, torchrun, seeds, AMP."""
+"""Process-level setup shared by train.py and test.py: the device, the torchrun process group
+(torchrun sets RANK, WORLD_SIZE and LOCAL_RANK in the environment) and mixed precision."""
 import contextlib
-import random
+import os
+from dataclasses import dataclass
 
 import cv2
-import numpy as np
 import torch
+import torch.distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from util.distributed import init_distributed, resolve_device
-
+DEVICES = ("auto", "cpu", "cuda")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def enabled(self):
+        return self.world_size > 1
+
+
+def resolve_device(name):
+    """'auto' -> cuda when available; 'cuda' without CUDA is an error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but torch sees no CUDA device; use device=cpu or auto")
+    return name
+
+
+def init_distributed(device_kind):
+    """Start the process group when launched by torchrun with WORLD_SIZE > 1.
+
+    NCCL on CUDA, gloo on the CPU. Returns (DistInfo, torch.device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_kind == "cuda":
+        torch.cuda.set_device(info.local_rank)
+        device = torch.device("cuda", info.local_rank)
+    else:
+        device = torch.device("cpu")
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return info, device
+
+
+def barrier():
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup_distributed():
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class Runtime:
@@ -32,12 +83,6 @@ class Runtime:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
 
 
 def to_device(batch, device):

@@ -10,13 +10,16 @@ import os
 import numpy as np
 
 import svf
-from engine.data import build_dataset, build_loader
-from engine.evaluate import ALL_FOREGROUND, evaluate, make_evaluators
-from engine.runtime import Runtime, seed_everything
-from model.build import build_model, fold_of
-from util.checkpoint import load_checkpoint, load_model_weights
+from engine.checkpoint import load_checkpoint, load_model_weights
+from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
+from engine.inputs import check_inputs
+from engine.loaders import build_dataset, build_loader
+from engine.logger import get_logger
+from engine.runtime import Runtime
+from model.registry import build_model
+from util.data.folds import get_fold
 from util.fileio import atomic_write_text
-from util.logger import get_logger
+from util.seeding import seed_everything
 
 
 def resolve_weight(cfg):
@@ -27,11 +30,11 @@ def resolve_weight(cfg):
     return path
 
 
-def load_for_inference(cfg, device):
+def load_for_inference(cfg, fold, device):
     """The trained model, its SVD layers merged back into dense ones (plain inference cost)."""
     weight = resolve_weight(cfg)
     ckpt = load_checkpoint(weight)
-    model, _ = build_model(cfg, load_weights=False)
+    model, _ = build_model(cfg, fold, load_weights=False)
     load_model_weights(model, ckpt, weight)
     svf.merge(model)
     return model.to(device).eval(), weight
@@ -56,23 +59,26 @@ def summarise(per_seed):
 
 
 def run_test(cfg):
+    check_inputs(cfg, training=False)
+    resolve_weight(cfg)
     rt = Runtime(cfg)
     main = rt.dist.is_main
     result_dir = os.path.join(cfg.exp_path, "result")
     log = get_logger(os.path.join(result_dir, "test.log"), main)
     seed_everything(cfg.seed)
-    model, weight = load_for_inference(cfg, rt.device)
-    make_evaluator = make_evaluators(model, fold_of(cfg), cfg.ori_resize)
+    fold = get_fold(cfg.dataset, cfg.split, cfg.use_split_coco)
+    model, weight = load_for_inference(cfg, fold, rt.device)
+    new_evaluator = evaluator_factory(model, fold, cfg.ori_resize)
     # The base learner's val set is every val image with a deterministic resize: one pass.
     seeds = cfg.test_seeds if model.task == "episodes" else cfg.test_seeds[:1]
     log.info(f"testing {weight}: {cfg.arch} on {cfg.backbone}, {cfg.shot}-shot, {cfg.dataset} fold "
              f"{cfg.split}, {cfg.test_num} episodes x {len(seeds)} seeds, ori_resize={cfg.ori_resize}")
     per_seed = []
     for seed in seeds:
-        dataset = build_dataset(cfg, model.task, "val", seed)
+        dataset = build_dataset(cfg, fold, model.task, "val", seed)
         loader = build_loader(dataset, cfg.batch_size_val, False, seed, rt.dist, cfg.workers,
                               rt.device.type == "cuda")
-        results, seconds = evaluate(model, loader, rt, make_evaluator)
+        results, seconds = evaluate(model, loader, rt, new_evaluator)
         per_seed.append({"seed": seed, "results": results, "seconds": seconds})
         for name, r in results.items():
             extra = f"  FB-IoU {r['fbiou']:.4f}" if "fbiou" in r else ""

@@ -6,21 +6,23 @@ a function of the global iteration. So a run resumed from last.pth continues exa
 uninterrupted run would have.
 """
 import os
-import shutil
 import time
 
 import torch
 from tqdm import tqdm
 
-from engine.data import build_dataset, build_loader
-from engine.evaluate import ALL_FOREGROUND, evaluate, make_evaluators
-from engine.runtime import Runtime, freeze_batchnorm, seed_everything, to_device
-from model.build import build_model, fold_of
-from util.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
+from engine.inputs import check_inputs
+from engine.loaders import build_dataset, build_loader
+from engine.logger import get_logger
+from engine.optim import build_optimizer, lr_factor, set_lr
+from engine.runtime import Runtime, barrier, freeze_batchnorm, to_device
+from model.registry import build_model
 from util.config import save_config
-from util.distributed import barrier
-from util.logger import get_logger
-from util.optim import build_optimizer, lr_factor, set_lr
+from util.data.folds import get_fold
+from util.fileio import atomic_copy
+from util.seeding import epoch_seed, seed_everything
 
 
 def format_result(name, r):
@@ -31,6 +33,7 @@ def format_result(name, r):
 
 class Trainer:
     def __init__(self, cfg):
+        check_inputs(cfg, training=True)
         self.cfg = cfg
         self.rt = Runtime(cfg)
         dist = self.rt.dist
@@ -45,9 +48,9 @@ class Trainer:
                              f"processes ({dist.world_size}): it is the total over all of them")
 
         seed_everything(cfg.seed)
-        self.model, summary = build_model(cfg)
+        self.fold = get_fold(cfg.dataset, cfg.split, cfg.use_split_coco)
+        self.model, summary = build_model(cfg, self.fold)
         self.model.to(self.rt.device)
-        self.fold = fold_of(cfg)
         self.log.info(f"{cfg.arch} on {cfg.backbone}, mode {cfg.mode}, {cfg.shot}-shot, "
                       f"{cfg.dataset} fold {cfg.split}; output {cfg.exp_path}\n{summary}")
         if cfg.sync_bn and dist.enabled:
@@ -56,16 +59,16 @@ class Trainer:
 
         task = self.model.task
         pin = self.rt.device.type == "cuda"
-        self.train_set = build_dataset(cfg, task, "train", cfg.seed)
+        self.train_set = build_dataset(cfg, self.fold, task, "train", cfg.seed)
         self.train_loader = build_loader(self.train_set, cfg.batch_size // dist.world_size, True,
                                          cfg.seed, dist, cfg.workers, pin, cfg.train_num)
         if len(self.train_loader) == 0:
             raise ValueError(f"{cfg.train_list}: {len(self.train_set)} training samples, fewer than "
                              f"one batch of {cfg.batch_size // dist.world_size} per process")
-        self.val_set = build_dataset(cfg, task, "val", cfg.val_seed)
+        self.val_set = build_dataset(cfg, self.fold, task, "val", cfg.val_seed)
         self.val_loader = build_loader(self.val_set, cfg.batch_size_val, False, cfg.val_seed, dist,
                                        cfg.workers, pin)
-        self.make_evaluator = make_evaluators(self.model, self.fold, cfg.ori_resize)
+        self.new_evaluator = evaluator_factory(self.model, self.fold, cfg.ori_resize)
         self.iters_per_epoch = len(self.train_loader)
         self.total_iters = cfg.epochs * self.iters_per_epoch
         self.log.info(f"train: {len(self.train_set)} samples, {self.iters_per_epoch} iterations/epoch, "
@@ -113,9 +116,7 @@ class Trainer:
             save_checkpoint(best, self.model, **meta)
             if self.cfg.best_copy:
                 target = self.cfg.fill("best_copy")
-                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-                shutil.copyfile(best, target + ".tmp")
-                os.replace(target + ".tmp", target)
+                atomic_copy(best, target)
                 self.log.info(f"best checkpoint also written to {target}")
 
     # -- loops -----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class Trainer:
             freeze_batchnorm(self.model.backbone)
         self.train_set.set_epoch(epoch)
         self.train_loader.sampler.set_epoch(epoch)
-        torch.manual_seed((cfg.seed * 1000003 + epoch) * 1009 + rt.dist.rank)
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, rt.dist.rank))
         totals, count, start = {}, 0, time.time()
         bar = tqdm(total=self.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not self.main, dynamic_ncols=True, mininterval=1.0)
@@ -171,7 +172,7 @@ class Trainer:
             self.writer.add_scalar("train/lr", lr, self.state["iteration"])
 
     def validate(self, epoch):
-        results, seconds = evaluate(self.model, self.val_loader, self.rt, self.make_evaluator)
+        results, seconds = evaluate(self.model, self.val_loader, self.rt, self.new_evaluator)
         lines = [format_result(name, r) for name, r in results.items()]
         self.log.info(f"val epoch {epoch + 1}: " + " | ".join(lines) + f"  ({seconds:.0f}s)")
         if self.writer is not None:

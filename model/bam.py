@@ -1,5 +1,5 @@
 """BAM (Lang et al., CVPR 2022): the baseline's meta branch, a frozen base learner and their
-ensemble weighted by a Gram-matrix distance (PROTOCOL.md, Meta-learners).
+ensemble weighted by a Gram-matrix distance (docs/protocol.md, Meta-learners).
 
     meta branch:  query / support mid-level features -> projections, prototype and prior
                   (weighted over the shots) -> MetaHead -> 2-way logits ("logits_meta")
@@ -14,9 +14,10 @@ ensemble weighted by a Gram-matrix distance (PROTOCOL.md, Meta-learners).
     ensemble:     bg = gram_merge(meta bg, distance), fg = gram_merge(meta fg, distance),
                   bg = cls_merge(bg, base map); "logits" = [bg, fg]
 
-The meta backbone starts from the base learner's backbone (BAM shares them). When the backbone
-stays frozen (mode freeze) the two can be one module and one pass; otherwise the base learner
-keeps its own dense copy, because the fine-tuning mode acts on `model.backbone` only.
+The meta backbone starts as a copy of the base learner's backbone (BAM shares them). When the
+fine-tuning mode trains nothing in it (mode freeze), build_model calls backbone_frozen and the
+two become one module and one pass; otherwise the base learner keeps its own dense copy,
+because the fine-tuning mode acts on `model.backbone` only.
 """
 import copy
 import os
@@ -63,7 +64,7 @@ class BAM(MetaLearner):
     [B, base classes + 1, H, W]}, all at the input resolution."""
 
     def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
-                 aux_weight=1.0, share_backbone=False):
+                 aux_weight=1.0):
         base_classes = tuple(int(c) for c in base_classes)
         if base_learner.num_classes != len(base_classes) + 1:
             raise ValueError(f"the base learner predicts {base_learner.num_classes} classes; the fold "
@@ -72,10 +73,9 @@ class BAM(MetaLearner):
             raise ValueError(f"kshot_trans_dim: expected 0 or a positive width, got {kshot_trans_dim!r}")
         if aux_weight < 0:
             raise ValueError(f"aux_weight: expected a non-negative weight, got {aux_weight!r}")
-        # A separate meta backbone starts trainable, like any freshly built one (the fine-tuning
-        # mode then decides); a shared one is frozen with the base learner.
-        super().__init__(base_learner.backbone if share_backbone
-                         else copy.deepcopy(base_learner.backbone).requires_grad_(True), reduce_dim)
+        # The meta backbone starts trainable, like any freshly built one (the fine-tuning mode
+        # then decides).
+        super().__init__(copy.deepcopy(base_learner.backbone).requires_grad_(True), reduce_dim)
         self.base_learner = base_learner.requires_grad_(False).eval()
         self.shot = shot
         self.aux_weight = float(aux_weight)
@@ -91,6 +91,10 @@ class BAM(MetaLearner):
     @property
     def shares_backbone(self):
         return self.backbone is self.base_learner.backbone
+
+    def backbone_frozen(self):
+        """Nothing trains in the meta backbone: it is the base learner's, so use that one."""
+        self.backbone = self.base_learner.backbone
 
     def train(self, mode=True):
         """The base learner stays in eval mode whatever the rest does."""
@@ -179,9 +183,6 @@ class BAM(MetaLearner):
         return loss, parts
 
 
-BASE_LEARNER_COMMAND = "sh train.sh {dataset} split{split} {backbone} base"
-
-
 def load_base_learner(cfg, fold, load_weights=True):
     """The stage-1 PSPNet from cfg.base_weight (our checkpoint or BAM's published file).
     load_weights=False: the same network, randomly initialised (a BAM checkpoint follows)."""
@@ -193,15 +194,13 @@ def load_base_learner(cfg, fold, load_weights=True):
                          "(default initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth)")
     path = cfg.fill("base_weight")
     if not os.path.isfile(path):
-        command = BASE_LEARNER_COMMAND.format(dataset=cfg.exp_name_or_dataset, split=cfg.split,
-                                              backbone=cfg.backbone)
-        raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train it first with: {command}")
+        raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train stage 1 "
+                                "(arch pspnet) for this dataset, fold and backbone first")
     load_weights_into(base, path, "pspnet")
     return base
 
 
 def build_bam(cfg, fold, load_weights=True):
-    """arch bam: base learner from cfg.base_weight; one shared backbone under mode freeze."""
+    """arch bam: base learner from cfg.base_weight."""
     return BAM(load_base_learner(cfg, fold, load_weights), fold.base, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
-               kshot_trans_dim=cfg.kshot_trans_dim, aux_weight=cfg.aux_weight,
-               share_backbone=(cfg.mode == "freeze"))
+               kshot_trans_dim=cfg.kshot_trans_dim, aux_weight=cfg.aux_weight)

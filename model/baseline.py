@@ -1,4 +1,4 @@
-"""The SVF paper's baseline meta-learner (PROTOCOL.md, Meta-learners).
+"""The SVF paper's baseline meta-learner (docs/protocol.md, Meta-learners).
 
 Mid-level features (layer3 + layer2) of query and supports are projected to `reduce_dim`; the
 supports give a masked-average-pooled prototype; layer4 gives the training-free prior mask.
@@ -9,8 +9,8 @@ prototypes are averaged over the shots.
 import torch
 import torch.nn as nn
 
-from model.common import (ASPP, MetaLearner, classifier, conv1x1_relu, resize, residual_convs,
-                          segmentation_loss, shot_priors, shot_prototypes)
+from model.common import (ASPP, MetaLearner, backbone_from_config, classifier, conv1x1_relu, resize,
+                          residual_convs, segmentation_loss, shot_priors, shot_prototypes)
 
 
 class MetaHead(nn.Module):
@@ -49,3 +49,8 @@ class Baseline(MetaLearner):
     def loss(self, outputs, batch):
         loss = segmentation_loss(outputs["logits"], batch["query_mask"])
         return loss, {"loss": loss.detach()}
+
+
+def build_baseline(cfg, fold, load_weights=True):
+    """arch baseline: backbone `cfg.backbone`, `cfg.shot`, `cfg.reduce_dim`."""
+    return Baseline(backbone_from_config(cfg, load_weights), shot=cfg.shot, reduce_dim=cfg.reduce_dim)

@@ -1,21 +1,34 @@
-"""Pieces every meta-learner shares: episode encoding, masked average pooling, the
-training-free prior mask, ASPP, small conv blocks and the segmentation loss."""
+"""Pieces every architecture shares: the model contract, episode encoding, masked average
+pooling, the training-free prior mask, ASPP, small conv blocks and the segmentation loss."""
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IGNORE = 255
+from model.backbone import STAGES, build_backbone
+from util.data.folds import IGNORE_LABEL
+
 COSINE_EPS = 1e-7
 
 
 def backbone_from_config(cfg, load_weights=True):
     """cfg.backbone with cfg.pretrained: auto = the backbone's file in initmodel/, '' = random
     init, else a path. load_weights=False: random init (a full checkpoint is loaded next)."""
-    from model.backbone import build_backbone
     pretrained = {"auto": True, "": None}.get(cfg.pretrained, cfg.pretrained) if load_weights else None
     return build_backbone(cfg.backbone, pretrained=pretrained)
+
+
+class SegmentationModel(nn.Module):
+    """The contract of every architecture (docs/ARCHITECTURE.md, Models): `backbone` is what the
+    fine-tuning mode acts on; `task` is "episodes" (2-way logits per episode) or "semantic"
+    (logits over base classes); forward(batch) -> outputs; loss(outputs, batch) -> (loss, parts)."""
+
+    task = "episodes"
+
+    def backbone_frozen(self):
+        """Called by model.registry.build_model when the fine-tuning mode trains nothing in the
+        backbone; a model that keeps a second frozen copy of it may share the one module."""
 
 
 def resize(x, size):
@@ -114,7 +127,7 @@ def encode_episode(backbone, query_img, support_imgs, support_masks):
     b, k = support_imgs.shape[:2]
     x = torch.cat([query_img, support_imgs.flatten(0, 1)], 0)
     feats = {}
-    for name in ("layer0", "layer1", "layer2", "layer3"):
+    for name in STAGES[:4]:
         x = getattr(backbone, name)(x)
         feats[name] = x
     mask = (support_masks == 1).float().flatten(0, 1).unsqueeze(1)
@@ -126,11 +139,9 @@ def encode_episode(backbone, query_img, support_imgs, support_masks):
     return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)))
 
 
-class MetaLearner(nn.Module):
+class MetaLearner(SegmentationModel):
     """What the meta-learners share: the backbone, the 1x1 projections (dropout 0.5, as PFENet
     and BAM) of the query's and the supports' mid-level features, and `embed`."""
-
-    task = "episodes"
 
     def __init__(self, backbone, reduce_dim):
         super().__init__()
@@ -170,4 +181,4 @@ def shot_prototypes(support_mid, support_mask):
 
 def segmentation_loss(logits, target):
     """Pixel-wise cross-entropy, 255 ignored (mean over the valid pixels)."""
-    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE)
+    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_LABEL)

@@ -12,7 +12,8 @@ state dicts from our modules.
 import re
 from dataclasses import dataclass
 
-STAGES = ("layer0", "layer1", "layer2", "layer3", "layer4")
+from model.backbone import STAGES
+from util.state_dict import first_keys
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,6 @@ def to_upstream(arch, key, children):
     return None
 
 
-def _first(keys, count=3):
-    keys = sorted(keys)
-    return ", ".join(keys[:count]) + (f" (+{len(keys) - count} more)" if len(keys) > count else "")
-
-
 def convert_state_dict(arch, state, children, source="state dict"):
     """Rename a published checkpoint's state dict (no `module.` prefixes) to our names.
 
@@ -162,9 +158,9 @@ def convert_state_dict(arch, state, children, source="state dict"):
     problems = []
     if unknown:
         hint = " - is the backbone right?" if any(re.match(r"layer[0-4]\.", k) for k in unknown) else ""
-        problems.append(f"keys no {arch} rule knows: {_first(unknown)}{hint}")
+        problems.append(f"keys no {arch} rule knows: {first_keys(unknown)}{hint}")
     if clashes:
-        problems.append(f"keys mapped twice: {_first(clashes)}")
+        problems.append(f"keys mapped twice: {first_keys(clashes)}")
     if problems:
         raise ValueError(f"{source}: not a published {arch} checkpoint ({'; '.join(problems)})")
     return converted

@@ -1,4 +1,4 @@
-"""BAM's base learner (stage 1): PSPNet over the staged backbone (PROTOCOL.md, BAM base learner).
+"""BAM's base learner (stage 1): PSPNet over the staged backbone (docs/protocol.md, Training).
 
 layer4 features go through a pyramid pooling module (bins 1, 2, 3, 6: each bin average-pools,
 projects to in_dim / len(bins) channels with 1x1 conv + BN + ReLU and is upsampled back), are
@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from model.common import backbone_from_config, resize, segmentation_loss
+from model.common import SegmentationModel, backbone_from_config, resize, segmentation_loss
 
 PPM_BINS = (1, 2, 3, 6)
 HIDDEN_DIM = 512
@@ -38,7 +38,7 @@ class PyramidPooling(nn.Module):
         return torch.cat([x] + [resize(branch(x), size) for branch in self.branches], 1)
 
 
-class PSPNet(nn.Module):
+class PSPNet(SegmentationModel):
     """Semantic segmentation over `num_classes` (base classes + background).
 
     batch["query_img"] -> {"logits": [B, num_classes, H, W]} at the input resolution."""
@@ -59,10 +59,7 @@ class PSPNet(nn.Module):
 
     def encode(self, img):
         """layer4 features of `img` (all five backbone stages)."""
-        x = img
-        for name in ("layer0", "layer1", "layer2", "layer3", "layer4"):
-            x = getattr(self.backbone, name)(x)
-        return x
+        return self.backbone(img)["layer4"]
 
     def classify(self, layer4):
         """Class logits at layer4's resolution."""

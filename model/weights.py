@@ -1,6 +1,6 @@
 """Model weights from our checkpoints or from the published PFENet / BAM / BAM-PSPNet files.
 
-Our checkpoints (util/checkpoint.py) are dicts {"model": state_dict, ...} in our key names.
+Our checkpoints (engine/checkpoint.py) are dicts {"model": state_dict, ...} in our key names.
 Published ones are {"state_dict": ...} (plus epoch / optimizer) in upstream names, usually with
 the `module.` prefix of (Distributed)DataParallel. `read_weights` tells the two apart, strips
 the prefix and converts upstream names through model/keymap.py; loading is always strict.
@@ -10,13 +10,9 @@ import os
 import torch
 
 from model.keymap import convert_state_dict, stage_children
-from util.checkpoint import load_model_weights
+from util.state_dict import load_strict, strip_module_prefix
 
 OURS, UPSTREAM = "ours", "upstream"
-
-
-def _strip_module(state):
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def _unwrap(data, path):
@@ -30,7 +26,7 @@ def _unwrap(data, path):
     else:
         raise ValueError(f"{path}: expected a checkpoint with a 'model' or 'state_dict' entry, "
                          f"or a bare state dict; got {type(data).__name__}")
-    state = _strip_module(state)
+    state = strip_module_prefix(state)
     if fmt is None:
         fmt = OURS if any(k.startswith("backbone.") for k in state) else UPSTREAM
     return state, fmt
@@ -58,5 +54,5 @@ def load_weights(model, path, arch):
     """Strictly load `path` (ours or published, see the module doc) into `model`; returns the
     format found. Mismatching keys or shapes raise one ValueError naming the file."""
     state, fmt = read_weights(path, arch, model.backbone)
-    load_model_weights(model, {"model": state}, os.fspath(path))
+    load_strict(model, state, os.fspath(path), f"this {arch} model")
     return fmt

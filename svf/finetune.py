@@ -10,7 +10,6 @@ MODES = ("freeze", "full", "partial", "bn", "bn_weight", "bn_bias", "svf", "scal
          "scale_in")
 FACTORS = ("U", "S", "V")
 PARAMS = ("direct", "exp")
-DEFAULT_STAGES = ("layer0", "layer1", "layer2", "layer3", "layer4")
 _BN_PARTS = {"bn": ("weight", "bias"), "bn_weight": ("weight",), "bn_bias": ("bias",)}
 
 
@@ -36,6 +35,11 @@ class FinetuneSummary:
         return f"FinetuneSummary(mode={self.mode!r}, trainable={self.trainable}, total={self.total})"
 
 
+def stages_of(backbone):
+    """The backbone's stage names: its `stages` attribute, else its direct children's names."""
+    return tuple(getattr(backbone, "stages", None) or (name for name, _ in backbone.named_children()))
+
+
 def _check_choice(value, choices, what):
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}")
@@ -43,7 +47,7 @@ def _check_choice(value, choices, what):
 
 def _check_arguments(backbone, mode, layers, factors, param, rank_ratio):
     _check_choice(mode, MODES, "fine-tuning mode")
-    stages = tuple(getattr(backbone, "stages", DEFAULT_STAGES))
+    stages = stages_of(backbone)
     if isinstance(layers, str):
         layers = (layers,)
     for name in layers:
@@ -138,7 +142,7 @@ def _to_scaled(stage, side):
 def summarise(backbone, mode="custom", description=None, stages=None):
     """Count trainable / total parameters per stage of `backbone`."""
     backbone = unwrap(backbone)
-    stages = stages or tuple(getattr(backbone, "stages", DEFAULT_STAGES))
+    stages = stages or stages_of(backbone)
     per_stage = {}
     for name in stages:
         params = list(getattr(backbone, name).parameters())

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from util.synthetic import write_voc
+from tools.synthetic import write_voc
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def tiny_dataset(tmp_path):
     import numpy as np
 
     from util.fileio import atomic_write_text
-    from util.label_io import write_jpeg_atomic, write_png_atomic
+    from util.data.label_io import write_jpeg_atomic, write_png_atomic
 
     def make(labels, name="list"):
         rng = np.random.default_rng(0)

@@ -5,7 +5,10 @@ type of its default. A config file may name a `_base_` file (relative to itself)
 overrides; config/defaults.yaml is the implicit root of every chain. Top-level mappings whose
 name is not a key (DATA:, TRAIN:, ...) are sections and only group keys for reading.
 
-    cfg = load_config("config/pascal_split0.yaml", ["shot=5", "base_lr=0.01"])
+The keys that pick from a registry (arch, backbone, mode, ...) are checked against `choices`,
+which the caller passes: this module knows no registry. engine/choices.py collects them.
+
+    cfg = load_config("config/pascal_split0.yaml", ["shot=5", "base_lr=0.01"], choices=CHOICES)
     cfg.shot, cfg.exp_path
 """
 import difflib
@@ -13,23 +16,9 @@ import os
 
 import yaml
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULTS_FILE = os.path.join(REPO_ROOT, "config", "defaults.yaml")
+from util.fileio import REPO_ROOT, atomic_write_text
 
-CHOICES = {
-    "dataset": ("pascal", "coco"),
-    "arch": ("baseline", "pfenet", "bam", "pspnet"),
-    "backbone": ("resnet50", "resnet101", "resnet50_tv", "resnet101_tv", "vgg16"),
-    "mode": ("svf", "freeze", "full", "partial", "bn", "bn_weight", "bn_bias", "scale_out", "scale_in"),
-    "svf_param": ("direct", "exp"),
-    "schedule": ("cosine", "poly"),
-    "amp": ("bf16", "fp16", "off"),
-    "device": ("auto", "cpu", "cuda"),
-}
-LIST_CHOICES = {
-    "ft_layers": ("layer0", "layer1", "layer2", "layer3", "layer4"),
-    "svf_factors": ("U", "S", "V"),
-}
+DEFAULTS_FILE = os.path.join(REPO_ROOT, "config", "defaults.yaml")
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
 NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
@@ -43,9 +32,10 @@ class ConfigError(ValueError):
 class Config:
     """Flat, attribute-style view of the resolved keys (cfg.shot). `source` is the file."""
 
-    def __init__(self, values, source=""):
+    def __init__(self, values, source, choices):
         object.__setattr__(self, "_values", dict(values))
         object.__setattr__(self, "source", source)
+        object.__setattr__(self, "_choices", choices)
 
     def __getattr__(self, key):
         try:
@@ -63,9 +53,9 @@ class Config:
         """A validated copy with some keys changed."""
         values = dict(self._values)
         for key, value in changes.items():
-            values[key] = _check_value(key, value, _defaults()[key] if key in _defaults() else None,
-                                       f"replace({key}=...)")
-        return Config(_validate(values, self.source), self.source)
+            values[key] = _check_value(key, value, _defaults().get(key), f"replace({key}=...)",
+                                       self._choices)
+        return Config(_validate(values, self.source), self.source, self._choices)
 
     def to_dict(self):
         return dict(self._values)
@@ -144,7 +134,7 @@ def _type_name(value):
             list: "a list"}.get(type(value), type(value).__name__)
 
 
-def _check_type(key, value, default, where):
+def _check_type(key, value, default, where, choices):
     """Coerce `value` to the type of `default`, or raise a one-line ConfigError."""
     bad = ConfigError(f"{where}: key {key!r} expects {_type_name(default)}, got {value!r}")
     if isinstance(default, bool):
@@ -165,7 +155,7 @@ def _check_type(key, value, default, where):
     elif isinstance(default, str):
         if value is None:
             value = ""
-        if value is False and "off" in CHOICES.get(key, ()):
+        if value is False and "off" in choices.get(key, ()):
             value = "off"  # YAML 1.1 reads a bare `off` as false
         if not isinstance(value, str):
             raise bad
@@ -175,26 +165,29 @@ def _check_type(key, value, default, where):
         if not isinstance(value, list):
             raise bad
         if default:
-            value = [_check_type(key, v, default[0], where) for v in value]
+            value = [_check_type(key, v, default[0], where, {}) for v in value]
     return value
 
 
-def _check_value(key, value, default, where):
-    """Type check (see _check_type) plus the key's allowed choices."""
+def _check_value(key, value, default, where, choices):
+    """Type check (see _check_type) plus the key's allowed choices (for a list key: of each
+    element, and the list must not be empty)."""
     if default is None:
         raise _unknown_key(key, where)
-    value = _check_type(key, value, default, where)
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{where}: key {key!r} must be one of {', '.join(CHOICES[key])}; got {value!r}")
-    if key in LIST_CHOICES:
-        wrong = [v for v in value if v not in LIST_CHOICES[key]]
-        if wrong or not value:
+    value = _check_type(key, value, default, where, choices)
+    if key not in choices:
+        return value
+    allowed = choices[key]
+    if isinstance(default, list):
+        if not value or any(v not in allowed for v in value):
             raise ConfigError(f"{where}: key {key!r} takes a non-empty list from "
-                              f"{', '.join(LIST_CHOICES[key])}; got {value!r}")
+                              f"{', '.join(allowed)}; got {value!r}")
+    elif value not in allowed:
+        raise ConfigError(f"{where}: key {key!r} must be one of {', '.join(allowed)}; got {value!r}")
     return value
 
 
-def _load_chain(path, seen):
+def _load_chain(path, seen, choices):
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"{path}: _base_ chain loops back to this file")
@@ -204,10 +197,10 @@ def _load_chain(path, seen):
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: _base_ must be a file path")
-        values = _load_chain(os.path.join(os.path.dirname(path), base), seen | {path})
+        values = _load_chain(os.path.join(os.path.dirname(path), base), seen | {path}, choices)
     defaults = _defaults()
     for key, value in _flatten(data, path, known=set(defaults)).items():
-        values[key] = _check_value(key, value, defaults.get(key), path)
+        values[key] = _check_value(key, value, defaults.get(key), path, choices)
     return values
 
 
@@ -239,6 +232,8 @@ def _validate(values, where):
     lo_hi = values["train_scale"]
     if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
         raise ConfigError(f"{where}: key 'train_scale' must be [low, high] with 0 < low <= high; got {lo_hi!r}")
+    if not 0 < values["svf_rank_ratio"] <= 1:
+        raise ConfigError(f"{where}: key 'svf_rank_ratio' must be in (0, 1]; got {values['svf_rank_ratio']!r}")
     if not values["test_seeds"]:
         raise ConfigError(f"{where}: key 'test_seeds' must list at least one seed")
     if values["device"] == "cpu" and values["amp"] != "off":
@@ -249,17 +244,18 @@ def _validate(values, where):
     return values
 
 
-def load_config(path, overrides=()):
-    """Resolve `path` (with its _base_ chain and defaults) plus 'key=value' overrides."""
+def load_config(path, overrides=(), *, choices):
+    """Resolve `path` (with its _base_ chain and defaults) plus 'key=value' overrides.
+
+    choices: {key: allowed values} for the keys that pick from a registry."""
     values = dict(_defaults())
-    values.update(_load_chain(path, frozenset()))
+    values.update(_load_chain(path, frozenset(), choices))
     for text in overrides:
         key, value = parse_override(text)
-        values[key] = _check_value(key, value, _defaults().get(key), "command line")
-    return Config(_validate(values, path), source=path)
+        values[key] = _check_value(key, value, _defaults().get(key), "command line", choices)
+    return Config(_validate(values, path), path, choices)
 
 
 def save_config(cfg, path):
     """Write the resolved keys as YAML (atomically), for the record next to the results."""
-    from util.fileio import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=True))

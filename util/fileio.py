@@ -1,8 +1,11 @@
-"""Atomic writes: a crash or a full disk never leaves a half-written file in place
-(write a temporary file in the same directory, then os.replace)."""
+"""Where the repository is, and atomic writes: a crash or a full disk never leaves a
+half-written file in place (write a temporary file in the same directory, then os.replace)."""
 import json
 import os
+import shutil
 import tempfile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _atomic(path, write):
@@ -35,3 +38,9 @@ def atomic_write_json(path, obj):
 def atomic_torch_save(obj, path):
     import torch
     _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_copy(source, path):
+    """Copy the file `source` to `path`."""
+    with open(source, "rb") as src:
+        _atomic(path, lambda f: shutil.copyfileobj(src, f))

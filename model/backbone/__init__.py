@@ -7,33 +7,34 @@
 """
 from pathlib import Path
 
+from util.fileio import REPO_ROOT
+
 from .base import STAGES, StagedBackbone
 from .loading import load_pretrained, read_state_dict
 from .resnet import Bottleneck, DilatedResNet
 from .vgg import VGG16BN
 
-INITMODEL_DIR = Path(__file__).resolve().parents[2] / "initmodel"
+INITMODEL_DIR = Path(REPO_ROOT) / "initmodel"
 
-# name -> (constructor, default weight file in initmodel/)
-_BACKBONES = {
+# name -> (constructor, default weight file in initmodel/): the registry of backbones
+BACKBONES = {
     "resnet50": (lambda: DilatedResNet((3, 4, 6, 3), deep_stem=True), "resnet50_v2.pth"),
     "resnet101": (lambda: DilatedResNet((3, 4, 23, 3), deep_stem=True), "resnet101_v2.pth"),
     "resnet50_tv": (lambda: DilatedResNet((3, 4, 6, 3), deep_stem=False), "resnet50_tv.pth"),
     "resnet101_tv": (lambda: DilatedResNet((3, 4, 23, 3), deep_stem=False), "resnet101_tv.pth"),
     "vgg16": (VGG16BN, "vgg16_bn.pth"),
 }
-BACKBONE_NAMES = tuple(_BACKBONES)
 
 
 def default_weight_path(name):
     """initmodel/<file> that `build_backbone(name, pretrained=True)` reads."""
     _check_name(name)
-    return INITMODEL_DIR / _BACKBONES[name][1]
+    return INITMODEL_DIR / BACKBONES[name][1]
 
 
 def _check_name(name):
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONE_NAMES)}")
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
 
 
 def build_backbone(name, pretrained=None):
@@ -43,14 +44,13 @@ def build_backbone(name, pretrained=None):
     the default file initmodel/<name's file> (see initmodel/README.md). Loading is strict.
     """
     _check_name(name)
-    constructor, default_file = _BACKBONES[name]
-    backbone = constructor()
+    backbone = BACKBONES[name][0]()
     if pretrained is None or pretrained is False:
         return backbone
-    path = INITMODEL_DIR / default_file if pretrained is True else pretrained
+    path = default_weight_path(name) if pretrained is True else pretrained
     return load_pretrained(backbone, path, name)
 
 
-__all__ = ["build_backbone", "default_weight_path", "BACKBONE_NAMES", "STAGES",
+__all__ = ["build_backbone", "default_weight_path", "BACKBONES", "STAGES",
            "StagedBackbone", "DilatedResNet", "Bottleneck", "VGG16BN", "load_pretrained",
            "read_state_dict"]

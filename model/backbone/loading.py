@@ -4,6 +4,8 @@ import pickle
 
 import torch
 
+from util.state_dict import first_keys, key_problems, strip_module_prefix
+
 _WRAPPER_KEYS = ("state_dict", "model")
 
 
@@ -27,13 +29,7 @@ def read_state_dict(path):
     if not isinstance(data, dict) or not all(torch.is_tensor(v) for v in data.values()):
         raise ValueError(f"{path}: expected a state dict of tensors (optionally under "
                          f"'state_dict' or 'model'), got {type(data).__name__}")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in data.items()}
-
-
-def _first(keys, count=3):
-    keys = sorted(keys)
-    more = f" (+{len(keys) - count} more)" if len(keys) > count else ""
-    return ", ".join(keys[:count]) + more
+    return strip_module_prefix(data)
 
 
 def load_pretrained(backbone, path, name):
@@ -57,20 +53,9 @@ def load_pretrained(backbone, path, name):
     for key, value in expected.items():
         if key.endswith("num_batches_tracked") and key not in mapped:
             mapped[key] = torch.zeros_like(value)
-    missing = expected.keys() - mapped.keys()
-    unexpected = mapped.keys() - expected.keys()
-    wrong_shape = [f"{k} {tuple(mapped[k].shape)} vs {tuple(expected[k].shape)}"
-                   for k in expected.keys() & mapped.keys()
-                   if mapped[k].shape != expected[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_first(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_first(unexpected)}")
-    if wrong_shape:
-        problems.append(f"wrong shapes (file vs model) {_first(wrong_shape)}")
+    problems = key_problems(expected, mapped)
     if duplicates:
-        problems.append(f"keys given twice {_first(duplicates)}")
+        problems.append(f"keys given twice {first_keys(duplicates)}")
     if problems:
         raise ValueError(f"{path}: does not fit backbone '{name}': " + "; ".join(problems))
     backbone.load_state_dict(mapped, strict=True)

@@ -1,0 +1,147 @@
+"""Segmentation metrics, summed over episodes as docs/protocol.md (Metrics) says.
+
+FewShotEvaluator: per target class, foreground intersection and union summed over the episodes
+of that class; mIoU = mean over classes of sum(I) / sum(U). FB-IoU: background and foreground
+intersection / union summed over all episodes, then averaged. SemanticEvaluator: the same sums
+per class over every pixel (the base learner's mIoU). Pixels labelled 255 are ignored.
+
+Both keep their sums in one float64 tensor, so several processes merge them with one
+all_reduce. `update(logits, batch)` turns logits into predictions at the evaluation resolution:
+the input resolution, or with `ori_resize` the original label's (docs/protocol.md, Transforms).
+"""
+import torch
+import torch.nn.functional as F
+
+from util.data.folds import IGNORE_LABEL
+
+
+def intersection_union(pred, target, num_classes, ignore_index=IGNORE_LABEL):
+    """Per-class intersection and union counts (float64 tensors of length num_classes)."""
+    valid = target != ignore_index
+    pred, target = pred[valid].long(), target[valid].long()
+    if target.numel() and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"label values must be in 0..{num_classes - 1} or {ignore_index}; "
+                         f"got {target.min().item()}..{target.max().item()}")
+    inter = torch.bincount(target[pred == target], minlength=num_classes)
+    area_pred = torch.bincount(pred, minlength=num_classes)[:num_classes]
+    area_target = torch.bincount(target, minlength=num_classes)
+    return inter.double().cpu(), (area_pred + area_target - inter).double().cpu()
+
+
+def predictions(logits, batch, target_key, ori_resize):
+    """Yield (pred, target) pairs: bilinear (align_corners=True) upsampling, then argmax.
+
+    Without ori_resize, the whole batch at the target's resolution. With it, one pair per sample:
+    the logits upsampled to L x L (L = longer side of the original label), the original label
+    cropped from its 255-padded L x L canvas.
+    """
+    if not ori_resize:
+        target = batch[target_key]
+        up = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=True)
+        yield up.argmax(1), target.to(up.device)
+        return
+    targets, sizes = batch[target_key + "_ori"], batch["ori_size"]
+    for i in range(logits.shape[0]):
+        side = int(sizes[i].max())
+        up = F.interpolate(logits[i:i + 1].float(), size=(side, side), mode="bilinear", align_corners=True)
+        yield up.argmax(1)[0], targets[i, :side, :side].to(up.device)
+
+
+class _SummedMetric:
+    """Sums kept in one float64 tensor (`state`), merged across processes by all_reduce."""
+
+    def __init__(self, size, target_key, ori_resize):
+        self.state = torch.zeros(size, dtype=torch.float64)
+        self.target_key = target_key
+        self.ori_resize = ori_resize
+
+    def all_reduce(self):
+        """Sum the states of every process (no-op without torch.distributed)."""
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+            t = self.state.to(backend_device)
+            dist.all_reduce(t)
+            self.state = t.cpu()
+
+
+class FewShotEvaluator(_SummedMetric):
+    """mIoU over the fold's classes and FB-IoU, for binary (background / target) predictions."""
+
+    def __init__(self, class_ids, ori_resize=True, target_key="query_mask"):
+        self.class_ids = sorted(int(c) for c in class_ids)
+        self.slot = {c: i for i, c in enumerate(self.class_ids)}
+        n = len(self.class_ids)
+        # layout: [I_bg, I_fg, U_bg, U_fg, I_c..., U_c..., episodes_c...]
+        super().__init__(4 + 3 * n, target_key, ori_resize)
+        self._n = n
+
+    def add(self, pred, target, class_id):
+        """Score one episode (pred and target of the same shape; 0 = background, 1 = target)."""
+        slot = self.slot.get(int(class_id))
+        if slot is None:
+            raise ValueError(f"class {int(class_id)} is not one of this evaluator's classes {self.class_ids}")
+        inter, union = intersection_union(pred, target, 2)
+        n, s = self._n, self.state
+        s[0:2] += inter
+        s[2:4] += union
+        s[4 + slot] += inter[1]
+        s[4 + n + slot] += union[1]
+        s[4 + 2 * n + slot] += 1
+
+    def update(self, logits, batch):
+        class_ids = batch["class_id"].view(-1).tolist()
+        i = 0
+        for pred, target in predictions(logits, batch, self.target_key, self.ori_resize):
+            if pred.dim() == 2:
+                self.add(pred, target, class_ids[i])
+                i += 1
+            else:
+                for p, t in zip(pred, target):
+                    self.add(p, t, class_ids[i])
+                    i += 1
+
+    def result(self):
+        """dict(miou, fbiou, class_iou {class: IoU}, episodes, missing_classes).
+
+        mIoU averages the classes that had at least one episode (missing_classes lists the
+        others; with the protocol's 1000 episodes every class has some)."""
+        n, s = self._n, self.state
+        fb = (s[0:2] / s[2:4].clamp_min(1e-10)).tolist()
+        inter, union, count = s[4:4 + n], s[4 + n:4 + 2 * n], s[4 + 2 * n:]
+        class_iou = {c: (inter[i] / union[i].clamp_min(1e-10)).item()
+                     for i, c in enumerate(self.class_ids) if count[i] > 0}
+        missing = [c for i, c in enumerate(self.class_ids) if count[i] == 0]
+        miou = sum(class_iou.values()) / len(class_iou) if class_iou else float("nan")
+        return {"miou": miou, "fbiou": sum(fb) / 2, "fb_iou_bg_fg": fb, "class_iou": class_iou,
+                "episodes": int(count.sum().item()), "missing_classes": missing}
+
+
+class SemanticEvaluator(_SummedMetric):
+    """Per-class IoU over labels 0..num_classes-1 (0 = background), e.g. the base learner."""
+
+    def __init__(self, num_classes, ori_resize=True, target_key="query_base_mask"):
+        super().__init__(2 * num_classes + 1, target_key, ori_resize)
+        self.num_classes = num_classes
+
+    def add(self, pred, target):
+        inter, union = intersection_union(pred, target, self.num_classes)
+        c = self.num_classes
+        self.state[:c] += inter
+        self.state[c:2 * c] += union
+        self.state[2 * c] += pred.shape[0] if pred.dim() == 3 else 1
+
+    def update(self, logits, batch):
+        for pred, target in predictions(logits, batch, self.target_key, self.ori_resize):
+            self.add(pred, target)
+
+    def result(self):
+        """dict(miou over classes 1.., miou_with_background, class_iou, images)."""
+        c = self.num_classes
+        seen = self.state[c:2 * c] > 0
+        iou = self.state[:c] / self.state[c:2 * c].clamp_min(1e-10)
+        class_iou = {i: iou[i].item() for i in range(c) if seen[i]}
+        fg = [v for k, v in class_iou.items() if k > 0]
+        return {"miou": sum(fg) / len(fg) if fg else float("nan"),
+                "miou_with_background": sum(class_iou.values()) / max(len(class_iou), 1),
+                "class_iou": class_iou, "images": int(self.state[2 * c].item())}

@@ -1,0 +1,79 @@
+"""The evaluator against hand-computed intersection / union sums."""
+import math
+
+import pytest
+import torch
+
+from engine.metrics import FewShotEvaluator, SemanticEvaluator, intersection_union
+
+
+def t(rows):
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def test_intersection_union_ignores_255():
+    pred = t([[1, 1, 0], [0, 1, 0]])
+    target = t([[1, 0, 0], [255, 1, 1]])
+    inter, union = intersection_union(pred, target, 2)
+    # the valid pixels (target != 255): pred [1, 1, 0, 1, 0], target [1, 0, 0, 1, 1]
+    # background: I 1, U 3 (pred 2 + target 2 - 1); foreground: I 2, U 4 (3 + 3 - 2)
+    assert inter.tolist() == [1.0, 2.0]
+    assert union.tolist() == [3.0, 4.0]
+
+
+def test_per_class_sums_not_per_episode_means():
+    ev = FewShotEvaluator([1, 2, 3], ori_resize=False)
+    ev.add(t([[1, 0, 0, 0]]), t([[1, 1, 1, 1]]), 1)          # I_fg 1, U_fg 4; I_bg 0, U_bg 3
+    ev.add(t([[1, 1, 0, 0, 0, 0]]), t([[1, 1, 0, 0, 0, 0]]), 1)  # I_fg 2, U_fg 2; I_bg 4, U_bg 4
+    ev.add(t([[0, 0]]), t([[1, 255]]), 2)                     # I_fg 0, U_fg 1; I_bg 0, U_bg 1
+    r = ev.result()
+    assert r["class_iou"][1] == pytest.approx(3 / 6)  # summed: (1 + 2) / (4 + 2), not mean(1/4, 1) = 0.625
+    assert r["class_iou"][2] == 0.0
+    assert r["miou"] == pytest.approx((0.5 + 0.0) / 2)
+    assert r["missing_classes"] == [3] and r["episodes"] == 3
+    bg, fg = (0 + 4 + 0) / (3 + 4 + 1), (1 + 2 + 0) / (4 + 2 + 1)
+    assert r["fbiou"] == pytest.approx((bg + fg) / 2)
+
+
+def test_unknown_class_is_an_error():
+    with pytest.raises(ValueError, match="class 7 is not one of"):
+        FewShotEvaluator([1, 2]).add(t([[0]]), t([[0]]), 7)
+
+
+def test_update_with_logits_at_input_resolution():
+    ev = FewShotEvaluator([1], ori_resize=False)
+    logits = torch.zeros(2, 2, 2, 2)
+    logits[0, 1] = 1.0  # sample 0: all foreground
+    batch = {"query_mask": t([[[1, 0], [0, 0]], [[1, 1], [255, 0]]]), "class_id": t([1, 1])}
+    ev.update(logits, batch)
+    r = ev.result()
+    # sample 0: I_fg 1 U_fg 4; sample 1 predicts background: I_fg 0 U_fg 2
+    assert r["class_iou"][1] == pytest.approx(1 / 6)
+
+
+def test_ori_resize_upsamples_to_the_longer_side_and_crops_the_canvas():
+    ev = FewShotEvaluator([1], ori_resize=True)
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 1, :, 0] = 5.0  # left column foreground -> left half at any resolution
+    logits[0, 0, :, 1] = 5.0
+    ori = torch.full((1, 6, 6), 255, dtype=torch.int64)  # batch canvas larger than this label
+    ori[0, :2, :4] = t([[1, 1, 0, 0], [1, 0, 0, 0]])     # original label 2 x 4 -> L = 4
+    batch = {"query_mask_ori": ori, "ori_size": t([[2, 4]]), "class_id": t([1])}
+    ev.update(logits, batch)
+    # prediction at 4 x 4: columns 0-1 foreground; label row 0: 1 1 0 0, row 1: 1 0 0 0
+    r = ev.result()
+    assert r["class_iou"][1] == pytest.approx(3 / 4)
+    assert r["fb_iou_bg_fg"][0] == pytest.approx(4 / 5)
+
+
+def test_semantic_evaluator():
+    ev = SemanticEvaluator(3, ori_resize=False)
+    ev.add(t([[0, 1, 2, 2]]), t([[0, 1, 1, 255]]))
+    r = ev.result()
+    assert r["class_iou"] == {0: 1.0, 1: 0.5, 2: 0.0}
+    assert r["miou"] == pytest.approx(0.25)  # base classes 1 and 2
+    assert r["miou_with_background"] == pytest.approx(0.5)
+
+
+def test_empty_evaluator_gives_nan_miou():
+    assert math.isnan(FewShotEvaluator([1]).result()["miou"])

@@ -1,0 +1,62 @@
+"""test.py's engine: per-seed and mean results, the JSON record, the final line, batched
+evaluation equal to one episode at a time, and a missing checkpoint."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from engine.tester import run_test
+from engine.trainer import Trainer
+from tests.helpers.engine import tiny_config, write_config
+from util.fileio import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_voc, data_cache_dir):
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = tiny_config(tmp, synthetic_voc, data_cache_dir)
+    Trainer(cfg).fit()
+    return tmp, cfg
+
+
+def test_output_format_and_record(trained, synthetic_voc, data_cache_dir):
+    tmp, cfg = trained
+    path = write_config(tmp, synthetic_voc, data_cache_dir, name="cli.yaml")
+    out = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "test.py"), "--config", path],
+                         capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    for seed in (11, 12):
+        assert any(re.match(rf"seed {seed} logits: mIoU 0\.\d{{4}}  FB-IoU 0\.\d{{4}}  per class: 1: ", l) for l in lines)
+    assert any(re.match(r"mean over 2 seeds, logits: mIoU 0\.\d{4} ± 0\.\d{4}  FB-IoU", l) for l in lines)
+    assert re.fullmatch(r"pascal fold 0: mIoU \d\.\d\d, all-foreground \d\.\d\d", lines[-1])
+    record = json.load(open(os.path.join(cfg.exp_path, "result", "test_best.json")))
+    assert [s["seed"] for s in record["per_seed"]] == [11, 12]
+    assert record["per_seed"][0]["results"]["logits"]["episodes"] == 6
+    summary = record["summary"]["logits"]["miou"]
+    runs = [s["results"]["logits"]["miou"] for s in record["per_seed"]]
+    assert summary["mean"] == pytest.approx(sum(runs) / 2)
+    assert summary["std"] == pytest.approx(abs(runs[0] - runs[1]) / 2)
+    assert set(record["summary"]) == {"logits", "all_foreground"}
+
+
+@pytest.mark.parametrize("ori_resize", [True, False])
+def test_batched_evaluation_equals_one_episode_at_a_time(trained, ori_resize):
+    _, cfg = trained
+    one = run_test(cfg.replace(batch_size_val=1, ori_resize=ori_resize, test_seeds=[11]))
+    three = run_test(cfg.replace(batch_size_val=4, ori_resize=ori_resize, test_seeds=[11]))
+    for name in one:
+        assert one[name]["miou"]["mean"] == pytest.approx(three[name]["miou"]["mean"], abs=1e-6)
+        assert one[name]["fbiou"]["mean"] == pytest.approx(three[name]["fbiou"]["mean"], abs=1e-6)
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, synthetic_voc, data_cache_dir):
+    path = write_config(tmp_path, synthetic_voc, data_cache_dir)
+    out = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "test.py"), "--config", path],
+                         capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 1
+    assert re.fullmatch(r"error: \S+best\.pth: checkpoint not found; train this configuration first "
+                        r"\(train\.py\) or set weight=PATH\n", out.stderr)

@@ -1,0 +1,98 @@
+"""train.py's engine end to end on synthetic data: modes, exact resume, a decaying rate, outputs."""
+import os
+import re
+
+import pytest
+import torch
+
+from engine.trainer import Trainer
+from model.registry import build_model
+from tests.helpers.engine import checkpoint_weights, tiny_config
+from util.data.folds import get_fold
+from util.seeding import seed_everything
+
+
+def initial_weights(cfg):
+    """The weights training starts from (the trainer seeds before building, so this matches)."""
+    seed_everything(cfg.seed)
+    model, _ = build_model(cfg, get_fold(cfg.dataset, cfg.split))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def changed(before, after):
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+@pytest.mark.parametrize("mode", ["svf", "freeze", "full"])
+def test_training_changes_exactly_what_the_mode_trains(tmp_path, synthetic_voc, data_cache_dir, mode):
+    cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, f"mode={mode}")
+    state = Trainer(cfg).fit()
+    assert state["epoch"] == 1 and state["iteration"] == 2
+    after = checkpoint_weights(cfg)
+    diff = changed(initial_weights(cfg), after)
+    backbone = {k for k in diff if k.startswith("backbone.")}
+    assert any(not k.startswith("backbone.") for k in diff)  # the head trains in every mode
+    assert not any(k.endswith(("running_mean", "running_var")) for k in diff)  # fix_bn
+    if mode == "freeze":
+        assert backbone == set()
+    elif mode == "svf":
+        assert backbone and all(k.split(".")[1] in ("layer2", "layer3", "layer4") for k in backbone)
+        trained = {k.rsplit(".", 1)[1] for k in backbone}
+        assert trained == {"S"}, trained  # only singular values move
+    else:
+        assert {k.split(".")[1] for k in backbone} == {"layer0", "layer1", "layer2", "layer3", "layer4"}
+    snapshot, result = (os.path.join(cfg.exp_path, d) for d in ("snapshot", "result"))
+    assert sorted(os.listdir(snapshot)) == ["best.pth", "last.pth"]
+    assert {"train.log", "config.yaml"} <= set(os.listdir(result))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(result))
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, synthetic_voc, data_cache_dir, monkeypatch):
+    whole = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=2", "exp_dir=" + str(tmp_path / "a"))
+    Trainer(whole).fit()
+    crashed = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=2", "exp_dir=" + str(tmp_path / "b"))
+    original = Trainer.train_epoch
+
+    def crash_in_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated crash")
+        original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(crashed).fit()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    state = Trainer(crashed.replace(resume="auto")).fit()
+    assert state["epoch"] == 2 and state["iteration"] == 4
+    a, b = checkpoint_weights(whole), checkpoint_weights(crashed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    opt_a, opt_b = (torch.load(os.path.join(c.exp_path, "snapshot", "last.pth"), weights_only=True)["optimizer"]
+                    for c in (whole, crashed))
+    momentum = [(x["momentum_buffer"], y["momentum_buffer"]) for x, y in
+                zip(opt_a["state"].values(), opt_b["state"].values())]
+    assert momentum and all(torch.equal(x, y) for x, y in momentum)
+
+
+def test_learning_rate_decays_every_iteration(tmp_path, synthetic_voc, data_cache_dir):
+    cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=2", "train_num=8", "mode=freeze")
+    Trainer(cfg).fit()
+    with open(os.path.join(cfg.exp_path, "result", "train.log")) as f:
+        rates = [float(m) for m in re.findall(r"\blr ([0-9.e+-]+)", f.read())]
+    assert len(rates) == 8
+    assert rates[0] == pytest.approx(0.015 * 1.0)  # head_lr_mult 1, first iteration of cosine
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] < 0.1 * rates[0]
+
+
+def test_early_stop_and_validation_interval(tmp_path, synthetic_voc, data_cache_dir):
+    cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=5", "mode=freeze", "base_lr=1e-9",
+                      "stop_interval=1", "train_num=2")
+    state = Trainer(cfg).fit()
+    assert state["epoch"] < 5  # an lr of 1e-9 cannot improve mIoU every epoch
+
+
+def test_too_small_training_set_is_a_clear_error(tmp_path, synthetic_voc, data_cache_dir):
+    cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "train_num=1", "batch_size=2")
+    with pytest.raises(ValueError, match="fewer than one batch of 2"):
+        Trainer(cfg)
