@@ -9,11 +9,11 @@ from engine.runtime import to_device
 ALL_FOREGROUND = "all_foreground"
 
 
-def evaluator_factory(model, fold, ori_resize):
-    """A function returning a fresh evaluator of the model's task."""
+def evaluator_factory(model, fold, cfg):
+    """A function returning a fresh evaluator of the model's task (cfg: ori_resize, miou_missing)."""
     if model.task == "semantic":
-        return lambda: SemanticEvaluator(model.num_classes, ori_resize=ori_resize)
-    return lambda: FewShotEvaluator(fold.novel, ori_resize=ori_resize)
+        return lambda: SemanticEvaluator(model.num_classes, ori_resize=cfg.ori_resize)
+    return lambda: FewShotEvaluator(fold.novel, ori_resize=cfg.ori_resize, missing=cfg.miou_missing)
 
 
 def _all_foreground_logits(batch):

@@ -1,8 +1,17 @@
-"""Every input file a run reads, checked before anything heavy starts: all problems are
-reported together, in one line."""
+"""Every input a run needs from its machine, checked before anything heavy starts (the files it
+reads, a writable output folder, the device): all problems are reported together, in one line."""
 import os
+import shutil
 
-from model.backbone import default_weight_path
+import torch
+
+from model.backbone import fill_path, pretrained_path
+
+MIN_FREE_MB = 50
+
+
+class InputError(ValueError):
+    """Something a run needs is missing or unusable (the message lists every problem)."""
 
 BASE_LEARNER_COMMAND = "sh train.sh {dataset} split{split} {backbone} base"
 
@@ -11,7 +20,7 @@ def input_problems(cfg, training):
     """What is missing among the files `cfg` points at (a list of phrases, empty when all is
     there). `training`: the run builds its model from weight files (pretrained backbone, BAM's
     base learner) and reads the train list; a test loads everything from its checkpoint."""
-    problems = []
+    problems = _machine_problems(cfg)
     if not os.path.isdir(cfg.data_root):
         problems.append(f"data_root {cfg.data_root} is not a directory")
     lists = (("train_list", cfg.train_list), ("val_list", cfg.val_list)) if training else (("val_list", cfg.val_list),)
@@ -20,12 +29,12 @@ def input_problems(cfg, training):
             problems.append(f"{key} {path} does not exist")
     if not training:
         return problems
-    if cfg.pretrained:
-        path = default_weight_path(cfg.backbone) if cfg.pretrained == "auto" else cfg.pretrained
+    path = pretrained_path(cfg)
+    if path:
         if not os.path.isfile(path):
             problems.append(f"pretrained {path} does not exist (initmodel/README.md lists where to get it)")
     if cfg.arch == "bam":
-        path = cfg.fill("base_weight") if cfg.base_weight else ""
+        path = fill_path(cfg, "base_weight") if cfg.base_weight else ""
         if not os.path.isfile(path):
             command = BASE_LEARNER_COMMAND.format(dataset=cfg.exp_name_or_dataset, split=cfg.split,
                                                   backbone=cfg.backbone)
@@ -34,8 +43,31 @@ def input_problems(cfg, training):
     return problems
 
 
+def _existing_parent(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _machine_problems(cfg):
+    problems = []
+    if not torch.cuda.is_available():
+        if cfg.device == "cuda":
+            problems.append("device=cuda but torch sees no CUDA device (use device=cpu or auto)")
+        elif cfg.amp != "off":
+            problems.append(f"amp={cfg.amp} needs CUDA, which this machine lacks (use amp=off)")
+    folder = _existing_parent(cfg.exp_path)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        problems.append(f"exp_dir {cfg.exp_dir}: {folder} is not a writable folder")
+    elif shutil.disk_usage(folder).free < MIN_FREE_MB * 2 ** 20:
+        problems.append(f"exp_dir {cfg.exp_dir}: only {shutil.disk_usage(folder).free / 2 ** 20:.0f} MB "
+                        f"free on {folder}")
+    return problems
+
+
 def check_inputs(cfg, training):
-    """Raise one FileNotFoundError listing every problem of input_problems."""
+    """Raise one InputError listing every problem of input_problems."""
     problems = input_problems(cfg, training)
     if problems:
-        raise FileNotFoundError("; ".join(problems))
+        raise InputError("; ".join(problems))

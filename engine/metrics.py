@@ -65,10 +65,19 @@ class _SummedMetric:
             self.state = t.cpu()
 
 
+# How mIoU counts a fold class that had no episode (config key miou_missing):
+# zero: it counts 0, the references' rule (they divide by the number of fold classes);
+# skip: mIoU averages the classes that had episodes.
+MISSING_CLASS_RULES = ("zero", "skip")
+
+
 class FewShotEvaluator(_SummedMetric):
     """mIoU over the fold's classes and FB-IoU, for binary (background / target) predictions."""
 
-    def __init__(self, class_ids, ori_resize=True, target_key="query_mask"):
+    def __init__(self, class_ids, ori_resize=True, target_key="query_mask", missing="zero"):
+        if missing not in MISSING_CLASS_RULES:
+            raise ValueError(f"missing {missing!r} is invalid; expected one of {', '.join(MISSING_CLASS_RULES)}")
+        self.missing = missing
         self.class_ids = sorted(int(c) for c in class_ids)
         self.slot = {c: i for i, c in enumerate(self.class_ids)}
         n = len(self.class_ids)
@@ -102,19 +111,21 @@ class FewShotEvaluator(_SummedMetric):
                     i += 1
 
     def result(self):
-        """dict(miou, fbiou, class_iou {class: IoU}, episodes, missing_classes).
+        """dict(miou, fbiou, class_iou {class: IoU}, episodes, missing_classes, missing_rule).
 
-        mIoU averages the classes that had at least one episode (missing_classes lists the
-        others; with the protocol's 1000 episodes every class has some)."""
+        missing_classes lists the fold classes without an episode (with the protocol's 1000
+        episodes every class has some); the `missing` rule says how they count in mIoU."""
         n, s = self._n, self.state
         fb = (s[0:2] / s[2:4].clamp_min(1e-10)).tolist()
         inter, union, count = s[4:4 + n], s[4 + n:4 + 2 * n], s[4 + 2 * n:]
         class_iou = {c: (inter[i] / union[i].clamp_min(1e-10)).item()
                      for i, c in enumerate(self.class_ids) if count[i] > 0}
         missing = [c for i, c in enumerate(self.class_ids) if count[i] == 0]
-        miou = sum(class_iou.values()) / len(class_iou) if class_iou else float("nan")
+        classes = len(self.class_ids) if self.missing == "zero" else len(class_iou)
+        miou = sum(class_iou.values()) / classes if classes else float("nan")
         return {"miou": miou, "fbiou": sum(fb) / 2, "fb_iou_bg_fg": fb, "class_iou": class_iou,
-                "episodes": int(count.sum().item()), "missing_classes": missing}
+                "episodes": int(count.sum().item()), "missing_classes": missing,
+                "missing_rule": self.missing}
 
 
 class SemanticEvaluator(_SummedMetric):

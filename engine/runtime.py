@@ -33,7 +33,7 @@ def resolve_device(name):
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but torch sees no CUDA device; use device=cpu or auto")
+        raise ValueError("device=cuda but torch sees no CUDA device; use device=cpu or auto")
     return name
 
 
@@ -70,7 +70,7 @@ class Runtime:
         cv2.setNumThreads(0)  # OpenCV's own threads would fight the DataLoader workers
         kind = resolve_device(cfg.device)
         if cfg.amp != "off" and kind != "cuda":
-            raise RuntimeError(f"amp={cfg.amp} needs CUDA but this run is on {kind}; use amp=off")
+            raise ValueError(f"amp={cfg.amp} needs CUDA but this run is on {kind}; use amp=off")
         self.dist, self.device = init_distributed(kind)
         self.amp_dtype = AMP_DTYPES[cfg.amp]
         if kind == "cuda":

@@ -1,43 +1,24 @@
 """Evaluation behind test.py: every seed of `test_seeds`, `test_num` episodes each.
 
 Prints mIoU, FB-IoU and per-class IoU per seed, then the mean and the standard deviation over
-the seeds (population std, ddof=0), writes them to result/test_<weight>.json, and ends with
-one line: `<dataset> fold <k>: mIoU 0.xx, all-foreground 0.yy`.
+the seeds (population std, ddof=0), writes them to result/test_<weight>-<time>.json (one record
+per test; NaN is written as null), and ends with one line:
+`<dataset> fold <k>: mIoU 0.xx, all-foreground 0.yy`. A fold class without an episode is a
+warning in the log and the record (`miou_missing` says how it counts).
 """
-import json
 import os
 
 import numpy as np
 
-import svf
-from engine.checkpoint import load_checkpoint, load_model_weights
 from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
+from engine.inference import load_trained_model, resolve_weight
 from engine.inputs import check_inputs
 from engine.loaders import build_dataset, build_loader
 from engine.logger import get_logger
+from engine.run_dir import stamped
 from engine.runtime import Runtime
-from model.registry import build_model
-from util.data.folds import get_fold
-from util.fileio import atomic_write_text
+from util.fileio import atomic_write_json
 from util.seeding import seed_everything
-
-
-def resolve_weight(cfg):
-    path = cfg.weight or os.path.join(cfg.exp_path, "snapshot", "best.pth")
-    if not os.path.isfile(path):
-        how = "set weight=PATH" if cfg.weight else "train this configuration first (train.py) or set weight=PATH"
-        raise FileNotFoundError(f"{path}: checkpoint not found; {how}")
-    return path
-
-
-def load_for_inference(cfg, fold, device):
-    """The trained model, its SVD layers merged back into dense ones (plain inference cost)."""
-    weight = resolve_weight(cfg)
-    ckpt = load_checkpoint(weight)
-    model, _ = build_model(cfg, fold, load_weights=False)
-    load_model_weights(model, ckpt, weight)
-    svf.merge(model)
-    return model.to(device).eval(), weight
 
 
 def class_line(result):
@@ -58,22 +39,30 @@ def summarise(per_seed):
     return out
 
 
+def missing_class_warning(seed, name, result):
+    """One warning line for the fold classes without an episode (None when there are none)."""
+    if not result.get("missing_classes"):
+        return None
+    how = "count 0 in mIoU" if result["missing_rule"] == "zero" else "are left out of mIoU"
+    return (f"WARNING seed {seed} {name}: no episode of fold classes {result['missing_classes']}; "
+            f"they {how} (miou_missing={result['missing_rule']}); raise test_num")
+
+
 def run_test(cfg):
     check_inputs(cfg, training=False)
     resolve_weight(cfg)
     rt = Runtime(cfg)
     main = rt.dist.is_main
-    result_dir = os.path.join(cfg.exp_path, "result")
-    log = get_logger(os.path.join(result_dir, "test.log"), main)
     seed_everything(cfg.seed)
-    fold = get_fold(cfg.dataset, cfg.split, cfg.use_split_coco)
-    model, weight = load_for_inference(cfg, fold, rt.device)
-    new_evaluator = evaluator_factory(model, fold, cfg.ori_resize)
+    model, cfg, fold, weight = load_trained_model(cfg, rt.device)
+    result_dir = os.path.join(cfg.exp_path, "result")
+    log = get_logger(stamped(result_dir, "test", "log"), main)
+    new_evaluator = evaluator_factory(model, fold, cfg)
     # The base learner's val set is every val image with a deterministic resize: one pass.
     seeds = cfg.test_seeds if model.task == "episodes" else cfg.test_seeds[:1]
     log.info(f"testing {weight}: {cfg.arch} on {cfg.backbone}, {cfg.shot}-shot, {cfg.dataset} fold "
              f"{cfg.split}, {cfg.test_num} episodes x {len(seeds)} seeds, ori_resize={cfg.ori_resize}")
-    per_seed = []
+    per_seed, warnings = [], []
     for seed in seeds:
         dataset = build_dataset(cfg, fold, model.task, "val", seed)
         loader = build_loader(dataset, cfg.batch_size_val, False, seed, rt.dist, cfg.workers,
@@ -83,18 +72,21 @@ def run_test(cfg):
         for name, r in results.items():
             extra = f"  FB-IoU {r['fbiou']:.4f}" if "fbiou" in r else ""
             log.info(f"seed {seed} {name}: mIoU {r['miou']:.4f}{extra}  per class: {class_line(r)}")
-            if r.get("missing_classes"):
-                log.info(f"  (no episode of classes {r['missing_classes']}; raise test_num)")
+            warning = missing_class_warning(seed, name, r)
+            if warning and name != ALL_FOREGROUND:
+                warnings.append(warning)
+                log.warning(warning)
         log.info(f"seed {seed}: {len(dataset)} samples in {seconds:.1f}s")
     summary = summarise(per_seed)
     for name, s in summary.items():
         fb = f"  FB-IoU {s['fbiou']['mean']:.4f} ± {s['fbiou']['std']:.4f}" if "fbiou" in s else ""
         log.info(f"mean over {len(seeds)} seeds, {name}: mIoU {s['miou']['mean']:.4f} ± {s['miou']['std']:.4f}{fb}")
     if main:
-        record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary}
+        record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary,
+                  "warnings": warnings}
         stem = os.path.splitext(os.path.basename(weight))[0]
-        path = os.path.join(result_dir, f"test_{stem}.json")
-        atomic_write_text(path, json.dumps(record, indent=1, default=str))
+        path = stamped(result_dir, f"test_{stem}", "json")
+        atomic_write_json(path, record, indent=1)
         log.info(f"results written to {path}")
     final = summary["logits"]["miou"]["mean"]
     where = f"{cfg.exp_name_or_dataset} fold {cfg.split}"

@@ -4,20 +4,30 @@ Determinism: episodes depend on (seed, epoch, index), the sampler's order on (se
 torch's RNG (dropout) is reseeded at every epoch from (seed, epoch, rank); the learning rate is
 a function of the global iteration. So a run resumed from last.pth continues exactly as the
 uninterrupted run would have.
+
+Safety: the run directory is locked while training and never trained into afresh; a loss that
+is not finite or above max_loss stops the run with one line, and no checkpoint ever holds a
+non-finite value (the last good ones stay).
 """
+import math
 import os
 import time
 
 import torch
 from tqdm import tqdm
 
-from engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from engine.checkpoint import (INFERENCE, TRAINING, DivergedError, check_same_run, load_checkpoint,
+                               save_checkpoint)
 from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
 from engine.inputs import check_inputs
 from engine.loaders import build_dataset, build_loader
 from engine.logger import get_logger
+from engine.model_state import (frozen_digest, inference_state, restore_training_state, training_state,
+                                weight_references)
 from engine.optim import build_optimizer, lr_factor, set_lr
+from engine.run_dir import RunDir, stamped
 from engine.runtime import Runtime, barrier, freeze_batchnorm, to_device
+from model.backbone import fill_path
 from model.registry import build_model
 from util.config import save_config
 from util.data.folds import get_fold
@@ -36,13 +46,22 @@ class Trainer:
         check_inputs(cfg, training=True)
         self.cfg = cfg
         self.rt = Runtime(cfg)
-        dist = self.rt.dist
-        self.main = dist.is_main
-        self.snapshot_dir = os.path.join(cfg.exp_path, "snapshot")
-        self.result_dir = os.path.join(cfg.exp_path, "result")
-        self.log = get_logger(os.path.join(self.result_dir, "train.log"), self.main)
+        self.main = self.rt.dist.is_main
+        self.run = RunDir(cfg.exp_path)
         if self.main:
-            save_config(cfg, os.path.join(self.result_dir, "config.yaml"))
+            self.run.acquire()
+        try:
+            self._setup(cfg, self.rt.dist)
+        except BaseException:
+            self.run.release()
+            raise
+
+    def _setup(self, cfg, dist):
+        if self.main and not cfg.resume:
+            self.run.check_fresh()
+        self.log = get_logger(stamped(self.run.result, "train", "log"), self.main)
+        if self.main:
+            save_config(cfg, os.path.join(self.run.result, "config.yaml"))
         if cfg.batch_size % dist.world_size:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
                              f"processes ({dist.world_size}): it is the total over all of them")
@@ -50,6 +69,9 @@ class Trainer:
         seed_everything(cfg.seed)
         self.fold = get_fold(cfg.dataset, cfg.split, cfg.use_split_coco)
         self.model, summary = build_model(cfg, self.fold)
+        self.backbone_frozen = summary.trainable == 0
+        self.references = weight_references(cfg, self.model, training=True) if self.main else {}
+        self.frozen_digest = frozen_digest(self.model)
         self.model.to(self.rt.device)
         self.log.info(f"{cfg.arch} on {cfg.backbone}, mode {cfg.mode}, {cfg.shot}-shot, "
                       f"{cfg.dataset} fold {cfg.split}; output {cfg.exp_path}\n{summary}")
@@ -68,7 +90,7 @@ class Trainer:
         self.val_set = build_dataset(cfg, self.fold, task, "val", cfg.val_seed)
         self.val_loader = build_loader(self.val_set, cfg.batch_size_val, False, cfg.val_seed, dist,
                                        cfg.workers, pin)
-        self.new_evaluator = evaluator_factory(self.model, self.fold, cfg.ori_resize)
+        self.new_evaluator = evaluator_factory(self.model, self.fold, cfg)
         self.iters_per_epoch = len(self.train_loader)
         self.total_iters = cfg.epochs * self.iters_per_epoch
         self.log.info(f"train: {len(self.train_set)} samples, {self.iters_per_epoch} iterations/epoch, "
@@ -89,14 +111,13 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self, path):
         if path == "auto":
-            path = os.path.join(self.snapshot_dir, "last.pth")
+            path = self.run.last
             if not os.path.isfile(path):
                 self.log.info(f"resume=auto: no {path} yet, starting fresh")
                 return
         ckpt = load_checkpoint(path)
-        load_model_weights(self.model, ckpt, path)
-        if "optimizer" not in ckpt:
-            raise ValueError(f"{path}: holds no optimizer state; resume from a last.pth")
+        check_same_run(self.cfg, ckpt, path)
+        restore_training_state(self.model, ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler is not None and "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -107,16 +128,18 @@ class Trainer:
     def _save(self, improved):
         if not self.main:
             return
-        meta = dict(self.state, config=self.cfg.to_dict())
         extra = {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
-        save_checkpoint(os.path.join(self.snapshot_dir, "last.pth"), self.model, self.optimizer,
-                        **meta, **extra)
+        save_checkpoint(self.run.last, TRAINING, training_state(self.model), self.cfg,
+                        optimizer=self.optimizer.state_dict(), frozen_digest=self.frozen_digest,
+                        references=self.references, **self.state, **extra)
         if improved:
-            best = os.path.join(self.snapshot_dir, "best.pth")
-            save_checkpoint(best, self.model, **meta)
+            referenced = set(self.model.referenced_parts.values())
+            save_checkpoint(self.run.best, INFERENCE, inference_state(self.model), self.cfg,
+                            references={k: v for k, v in self.references.items() if k in referenced},
+                            backbone_frozen=self.backbone_frozen, **self.state)
             if self.cfg.best_copy:
-                target = self.cfg.fill("best_copy")
-                atomic_copy(best, target)
+                target = fill_path(self.cfg, "best_copy")
+                atomic_copy(self.run.best, target)
                 self.log.info(f"best checkpoint also written to {target}")
 
     # -- loops -----------------------------------------------------------------------------
@@ -124,7 +147,7 @@ class Trainer:
         cfg, rt = self.cfg, self.rt
         self.net.train()
         if cfg.fix_bn:
-            freeze_batchnorm(self.model.backbone)
+            freeze_batchnorm(self.model)
         self.train_set.set_epoch(epoch)
         self.train_loader.sampler.set_epoch(epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch, rt.dist.rank))
@@ -153,13 +176,20 @@ class Trainer:
             count += 1
             bar.update()
             if (i + 1) % cfg.print_freq == 0 or i + 1 == self.iters_per_epoch:
-                means = {k: (v / count).item() for k, v in totals.items()}
-                if not all(v == v and abs(v) != float("inf") for v in means.values()):
-                    raise FloatingPointError(f"loss became {means} at epoch {epoch + 1}, iteration "
-                                             f"{it + 1}: lower base_lr or check the data")
+                means = {k: (v / count).item() for k, v in totals.items()}  # the only sync
+                self._check_diverged(means, epoch, it)
                 bar.set_postfix(loss=f"{means.get('loss', 0.0):.4f}", lr=f"{lr:.2e}")
                 self._log_train(epoch, i + 1, means, lr, (time.time() - start) / (i + 1))
         bar.close()
+
+    def _check_diverged(self, means, epoch, it):
+        limit = self.cfg.max_loss
+        if all(math.isfinite(v) and (not limit or v <= limit) for v in means.values()):
+            return
+        kept = f"the checkpoints of epoch {self.state['epoch']} are kept" if self.state["epoch"] else "nothing was saved"
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+        raise DivergedError(f"the run diverged at epoch {epoch + 1}, iteration {it + 1} ({shown}; max_loss "
+                            f"{limit:g}); {kept} in {self.run.snapshot}; lower base_lr or check the data")
 
     def _log_train(self, epoch, i, means, lr, sec_per_iter):
         left = (self.total_iters - self.state["iteration"]) * sec_per_iter
@@ -185,7 +215,7 @@ class Trainer:
         cfg = self.cfg
         if self.main:
             from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(self.result_dir)
+            self.writer = SummaryWriter(self.run.result)
         try:
             for epoch in range(self.state["epoch"], cfg.epochs):
                 self.train_epoch(epoch)
@@ -204,8 +234,9 @@ class Trainer:
                     self.log.info(f"no better val mIoU for {self.state['epochs_since_best']} epochs: stopping")
                     break
             self.log.info(f"best val mIoU {self.state['best_miou']:.4f} at epoch {self.state['best_epoch']}; "
-                          f"checkpoints in {self.snapshot_dir}")
+                          f"checkpoints in {self.run.snapshot}")
         finally:
             if self.writer is not None:
                 self.writer.close()
+            self.run.release()
         return self.state

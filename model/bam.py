@@ -25,7 +25,7 @@ import os
 import torch
 import torch.nn as nn
 
-from model.backbone import build_backbone
+from model.backbone import build_backbone, fill_path
 from model.baseline import MetaHead
 from model.common import MetaLearner, resize, segmentation_loss, shot_priors, shot_prototypes
 from model.pspnet import PSPNet
@@ -62,6 +62,8 @@ def shot_reweighting(shot, trans_dim):
 class BAM(MetaLearner):
     """batch -> {"logits": ensemble, "logits_meta": meta branch, "base_logits": base learner's
     [B, base classes + 1, H, W]}, all at the input resolution."""
+
+    referenced_parts = {"base_learner.": "base_weight"}
 
     def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
                  aux_weight=1.0):
@@ -192,7 +194,7 @@ def load_base_learner(cfg, fold, load_weights=True):
     if not cfg.base_weight:
         raise ValueError("base_weight is empty: arch bam needs the base learner's checkpoint "
                          "(default initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth)")
-    path = cfg.fill("base_weight")
+    path = fill_path(cfg, "base_weight")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train stage 1 "
                                 "(arch pspnet) for this dataset, fold and backbone first")

@@ -6,17 +6,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.backbone import STAGES, build_backbone
+from model.backbone import STAGES, build_backbone, pretrained_path
 from util.data.folds import IGNORE_LABEL
 
 COSINE_EPS = 1e-7
 
 
 def backbone_from_config(cfg, load_weights=True):
-    """cfg.backbone with cfg.pretrained: auto = the backbone's file in initmodel/, '' = random
-    init, else a path. load_weights=False: random init (a full checkpoint is loaded next)."""
-    pretrained = {"auto": True, "": None}.get(cfg.pretrained, cfg.pretrained) if load_weights else None
-    return build_backbone(cfg.backbone, pretrained=pretrained)
+    """cfg.backbone with the weights of cfg.pretrained (model.backbone.pretrained_path).
+    load_weights=False: random init (a full checkpoint is loaded next)."""
+    return build_backbone(cfg.backbone, pretrained=pretrained_path(cfg) if load_weights else None)
 
 
 class SegmentationModel(nn.Module):
@@ -25,6 +24,9 @@ class SegmentationModel(nn.Module):
     (logits over base classes); forward(batch) -> outputs; loss(outputs, batch) -> (loss, parts)."""
 
     task = "episodes"
+    # {state-dict prefix: config key of the file it is loaded from}: frozen parts that
+    # checkpoints reference by path and checksum instead of storing them (BAM's base learner)
+    referenced_parts = {}
 
     def backbone_frozen(self):
         """Called by model.registry.build_model when the fine-tuning mode trains nothing in the

@@ -13,13 +13,17 @@ from model.pspnet import build_pspnet
 ARCHS = {"baseline": build_baseline, "pfenet": build_pfenet, "bam": build_bam, "pspnet": build_pspnet}
 
 
-def build_model(cfg, fold, load_weights=True):
-    """Build `cfg.arch` and apply `cfg.mode` to its backbone.
+def build_model(cfg, fold, load_weights=True, finetune=True):
+    """Build `cfg.arch` and apply `cfg.mode` to its backbone (finetune=False: the dense model,
+    for weights that were merged back).
 
-    Returns (model, summary): summary is svf.finetune's per-stage table of trainable parameters."""
+    Returns (model, summary): summary is svf.finetune's per-stage table of trainable parameters
+    (None without finetune)."""
     if cfg.arch not in ARCHS:
         raise ValueError(f"arch {cfg.arch!r} is not available; choose one of {', '.join(ARCHS)}")
     model = ARCHS[cfg.arch](cfg, fold, load_weights)
+    if not finetune:
+        return model, None
     summary = svf.finetune(model.backbone, cfg.mode, layers=tuple(cfg.ft_layers),
                            factors=tuple(cfg.svf_factors), param=cfg.svf_param,
                            rank_ratio=cfg.svf_rank_ratio)

@@ -10,7 +10,7 @@ import os
 import torch
 
 from model.keymap import convert_state_dict, stage_children
-from util.state_dict import load_strict, strip_module_prefix
+from util.state_dict import load_strict, strip_module_prefix, torch_load
 
 OURS, UPSTREAM = "ours", "upstream"
 
@@ -37,13 +37,7 @@ def read_weights(path, arch, backbone):
     stage layout names the upstream backbone keys), and the format it was found in ("ours" or
     "upstream")."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: weight file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, foreign or pickled-code files
-        raise ValueError(f"{path}: not a readable weight file "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    data = torch_load(path, "weight file")
     state, fmt = _unwrap(data, path)
     if fmt == UPSTREAM:
         state = convert_state_dict(arch, state, stage_children(backbone), source=path)

@@ -1,6 +1,5 @@
 """A compact checkpoint of only what trains (S vectors and the like)."""
 import os
-import pickle
 import tempfile
 
 import torch
@@ -48,9 +47,10 @@ def load_trainable(model, path):
         raise FileNotFoundError(f"{path}: no such trainable-parameter checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+    except Exception as error:  # empty, truncated, foreign or code-carrying files
+        reason = " ".join(str(error).split()) or "empty or truncated"
         raise ValueError(f"{path}: not a readable weights-only torch file "
-                         f"({str(error).splitlines()[0]})") from error
+                         f"({type(error).__name__}: {reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an svf.save_trainable file (expected format {FORMAT!r})")
     saved = payload["params"]

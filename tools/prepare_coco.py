@@ -1,6 +1,7 @@
 """COCO 2014 instances JSON -> label PNGs (class ids 1..80, 0 background) and COCO-20i lists.
 
-    python -m tools.prepare_coco --coco-root DIR [--list-dir lists/coco] [--crowd class|ignore] [--workers N]
+    python -m tools.prepare_coco --coco-root DIR [--list-dir lists/coco] [--crowd class|ignore]
+        [--workers N] [--overwrite]
 
 DIR holds train2014/, val2014/ and annotations/instances_{train,val}2014.json. Writes
 DIR/annotations/{train,val}2014/X.png and the lists train.txt / val.txt
@@ -10,16 +11,18 @@ Category ids (1..90 with gaps) become 1..80 in ascending order.
 Overlaps: instances are painted in decreasing order of their annotated area, so where two
 overlap the smaller one is on top (ties: annotation order). Crowd regions (iscrowd=1):
 `--crowd class` (default) paints them with their class first, below every instance;
-`--crowd ignore` sets their pixels that no instance covers to 255. Rerunning skips existing PNGs.
+`--crowd ignore` sets their pixels that no instance covers to 255. Rerunning skips the PNGs
+already written with the same --crowd (annotations/<split>2014/.prepare.json records it);
+another --crowd stops with one line unless --overwrite. The JSON is checked field by field.
 """
-import json
 import os
 import warnings
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from tools.prepared import prepare_parser
+from tools.coco_annotations import read_instances
+from tools.prepared import claim_label_folder, prepare_parser, record_options
 from util.cli import run_main
 from util.data.label_io import write_png_atomic
 from util.data.lists import write_list
@@ -70,23 +73,15 @@ def _render(task):
 
 def load_tasks(coco_root, split, crowd):
     """(list lines, render tasks) of one split, from its instances JSON."""
-    path = os.path.join(coco_root, "annotations", f"instances_{split}2014.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"COCO annotation file {path} does not exist")
-    with open(path, "r", encoding="utf-8") as handle:
-        doc = json.load(handle)
-    category_ids = sorted(c["id"] for c in doc["categories"])
-    if len(category_ids) > 254:
-        raise ValueError(f"{path} has {len(category_ids)} categories; labels hold at most 254")
+    category_ids, images, annotations = read_instances(
+        os.path.join(coco_root, "annotations", f"instances_{split}2014.json"))
     to_class = {cid: k + 1 for k, cid in enumerate(category_ids)}
     per_image = {}
-    for ann in doc["annotations"]:
-        if ann["category_id"] not in to_class:
-            raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {ann['category_id']}")
+    for ann in annotations:
         per_image.setdefault(ann["image_id"], []).append(
             (to_class[ann["category_id"]], ann["segmentation"], int(ann.get("iscrowd", 0)), float(ann["area"])))
     lines, tasks = [], []
-    for image in sorted(doc["images"], key=lambda im: im["file_name"]):
+    for image in sorted(images, key=lambda im: im["file_name"]):
         if image["id"] not in per_image:
             continue
         stem = os.path.splitext(image["file_name"])[0]
@@ -97,7 +92,7 @@ def load_tasks(coco_root, split, crowd):
     return lines, tasks
 
 
-def prepare_coco(coco_root, list_dir, crowd="class", workers=None):
+def prepare_coco(coco_root, list_dir, crowd="class", workers=None, overwrite=False):
     """Render the label PNGs of both splits and write the lists; returns the list paths."""
     if not os.path.isdir(coco_root):
         raise FileNotFoundError(f"--coco-root {coco_root} does not exist or is not a directory")
@@ -106,8 +101,11 @@ def prepare_coco(coco_root, list_dir, crowd="class", workers=None):
     paths = []
     for split in SPLITS:
         lines, tasks = load_tasks(coco_root, split, crowd)
+        labels = os.path.join(coco_root, "annotations", f"{split}2014")
+        claim_label_folder(labels, {"crowd": crowd}, [t[0] for t in tasks], overwrite, f"--crowd {crowd}")
         written = sum(map_with_progress(_render, tasks, workers, f"labels {split}2014", chunksize=32,
                                         ordered=False))
+        record_options(labels, {"crowd": crowd})
         paths.append(write_list(os.path.join(list_dir, f"{split}.txt"), lines))
         print(f"{split}2014: {len(lines)} annotated images, {written} labels written, "
               f"{len(tasks) - written} already there")
@@ -121,7 +119,7 @@ def main(argv=None):
     parser.add_argument("--crowd", default="class", choices=("class", "ignore"),
                         help="crowd regions: painted with their class (default) or 255")
     args = parser.parse_args(argv)
-    prepare_coco(args.coco_root, args.list_dir, args.crowd, args.workers)
+    prepare_coco(args.coco_root, args.list_dir, args.crowd, args.workers, args.overwrite)
     return 0
 
 

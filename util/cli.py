@@ -4,7 +4,20 @@ import argparse
 import os
 import sys
 
-USER_ERRORS = (FileNotFoundError, ValueError)  # util.config.ConfigError is a ValueError
+# Problems of the input or the environment, never of the code: a missing or unwritable file
+# (OSError), a wrong value (ValueError; util.config.ConfigError is one).
+USER_ERRORS = (OSError, ValueError)
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+
+
+def one_line(err):
+    """The message of `err` as one line. An error raised in a DataLoader worker arrives with
+    the worker's traceback in its text: its last line is the message."""
+    text = str(err)
+    if _WORKER_TRACEBACK in text:
+        text = text.rstrip().splitlines()[-1]
+        text = text.split(": ", 1)[1] if ": " in text else text
+    return " ".join(text.split()) or type(err).__name__
 
 
 def run_main(main, argv=None):
@@ -14,7 +27,7 @@ def run_main(main, argv=None):
     except USER_ERRORS as err:
         if os.environ.get("FSS_DEBUG"):
             raise
-        sys.exit(f"error: {err}")
+        sys.exit(f"error: {one_line(err)}")
     sys.exit(code)
 
 

@@ -3,7 +3,9 @@
 Every key, its default and its documentation live in config/defaults.yaml; a key's type is the
 type of its default. A config file may name a `_base_` file (relative to itself) whose values it
 overrides; config/defaults.yaml is the implicit root of every chain. Top-level mappings whose
-name is not a key (DATA:, TRAIN:, ...) are sections and only group keys for reading.
+name is not a key (DATA:, TRAIN:, ...) are sections and only group keys for reading. A key
+given twice in one mapping is an error. The config remembers where each value came from, so a
+bad value is reported against its file or the command line.
 
 The keys that pick from a registry (arch, backbone, mode, ...) are checked against `choices`,
 which the caller passes: this module knows no registry. engine/choices.py collects them.
@@ -11,29 +13,27 @@ which the caller passes: this module knows no registry. engine/choices.py collec
     cfg = load_config("config/pascal_split0.yaml", ["shot=5", "base_lr=0.01"], choices=CHOICES)
     cfg.shot, cfg.exp_path
 """
-import difflib
 import os
 
 import yaml
 
+from util.config_values import ConfigError, check_value, unknown_key, validate
 from util.fileio import REPO_ROOT, atomic_write_text
+from util.run_identity import model_keys, run_tag
 
 DEFAULTS_FILE = os.path.join(REPO_ROOT, "config", "defaults.yaml")
-POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
-            "batch_size_val", "val_every", "print_freq", "reduce_dim")
-NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
-                "stop_interval", "poly_power")
+COMMAND_LINE = "command line"
 
-
-class ConfigError(ValueError):
-    """A configuration problem, reported in one line that names the file and the key."""
+__all__ = ["Config", "ConfigError", "load_config", "save_config", "parse_override", "DEFAULTS_FILE"]
 
 
 class Config:
-    """Flat, attribute-style view of the resolved keys (cfg.shot). `source` is the file."""
+    """Flat, attribute-style view of the resolved keys (cfg.shot). `source` is the file;
+    `origin(key)` says where a key's value came from (a file, or "command line")."""
 
-    def __init__(self, values, source, choices):
+    def __init__(self, values, origins, source, choices):
         object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_origins", dict(origins))
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "_choices", choices)
 
@@ -49,13 +49,17 @@ class Config:
     def __contains__(self, key):
         return key in self._values
 
+    def origin(self, key):
+        return self._origins[key]
+
     def replace(self, **changes):
         """A validated copy with some keys changed."""
-        values = dict(self._values)
+        values, origins = dict(self._values), dict(self._origins)
         for key, value in changes.items():
-            values[key] = _check_value(key, value, _defaults().get(key), f"replace({key}=...)",
-                                       self._choices)
-        return Config(_validate(values, self.source), self.source, self._choices)
+            where = f"replace({key}=...)"
+            values[key] = _checked(key, value, where, self._choices)
+            origins[key] = where
+        return Config(validate(values, origins), origins, self.source, self._choices)
 
     def to_dict(self):
         return dict(self._values)
@@ -64,33 +68,46 @@ class Config:
     def exp_name_or_dataset(self):
         return self.exp_name or self.dataset
 
-    def fill(self, key):
-        """The path template in `key` with {dataset} (exp_name or dataset), {split},
-        {backbone}, {arch} and {shot} filled in."""
+    def fill(self, key, **extra):
+        """The path template in `key` with {dataset} (exp_name or dataset), {split}, {backbone},
+        {arch}, {shot} and the `extra` placeholders (e.g. backbone_folder) filled in."""
+        fields = dict(dataset=self.exp_name_or_dataset, split=self.split, backbone=self.backbone,
+                      arch=self.arch, shot=self.shot, **extra)
         try:
-            return getattr(self, key).format(dataset=self.exp_name_or_dataset, split=self.split,
-                                             backbone=self.backbone, arch=self.arch, shot=self.shot)
+            return getattr(self, key).format(**fields)
         except (KeyError, IndexError, ValueError) as e:
-            raise ConfigError(f"key {key!r} = {getattr(self, key)!r}: bad placeholder ({e}); "
-                              "use {dataset} {split} {backbone} {arch} {shot}") from None
+            raise ConfigError(f"{self.origin(key)}: key {key!r} = {getattr(self, key)!r}: bad "
+                              f"placeholder ({e}); use {' '.join('{' + f + '}' for f in fields)}") from None
 
     @property
     def exp_path(self):
-        """exp_dir/<exp_name>/<arch>/split<k>/<backbone>/<mode>/<shot>shot"""
+        """exp_dir/<exp_name>/<arch>/split<k>/<backbone>/<mode>/<shot>shot/<run tag>; the tag
+        tells apart runs whose other training keys differ (util/run_identity.py)."""
         return os.path.join(self.exp_dir, self.exp_name_or_dataset, self.arch, f"split{self.split}",
-                            self.backbone, self.mode, f"{self.shot}shot")
+                            self.backbone, self.mode, f"{self.shot}shot", run_tag(self._values, _defaults()))
+
+    @staticmethod
+    def model_keys():
+        """The keys that define the model a checkpoint holds (MODEL and ARCH sections)."""
+        return model_keys(_sections())
 
     def __repr__(self):
         return "\n".join(f"{k}: {v!r}" for k, v in sorted(self._values.items()))
 
 
-_DEFAULTS_CACHE = {}
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping."""
 
-
-def _defaults():
-    if "values" not in _DEFAULTS_CACHE:
-        _DEFAULTS_CACHE["values"] = _flatten(_read_yaml(DEFAULTS_FILE), DEFAULTS_FILE, known=None)
-    return _DEFAULTS_CACHE["values"]
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_yaml(path):
@@ -98,9 +115,12 @@ def _read_yaml(path):
         raise ConfigError(f"{path}: config file not found")
     with open(path, encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)  # a SafeLoader: no objects are built
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML ({problem})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -109,8 +129,9 @@ def _read_yaml(path):
 
 
 def _flatten(data, path, known):
-    """Merge sections into one flat dict; `known` is the set of key names (None: defaults file)."""
-    flat = {}
+    """Merge sections into one flat dict; `known` is the set of key names (None: the defaults
+    file, whose sections are remembered in _sections)."""
+    flat, sections = {}, {}
     for key, value in data.items():
         is_section = isinstance(value, dict) and (known is None or key not in known)
         items = value.items() if is_section else [(key, value)]
@@ -120,94 +141,57 @@ def _flatten(data, path, known):
             if k in flat:
                 raise ConfigError(f"{path}: key {k!r} is set twice")
             flat[k] = v
-    return flat
+            sections[k] = key if is_section else None
+    return flat, sections
 
 
-def _unknown_key(key, where):
-    close = difflib.get_close_matches(key, _defaults().keys(), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else " (see config/defaults.yaml)"
-    return ConfigError(f"{where}: unknown key {key!r}{hint}")
+_DEFAULTS_CACHE = {}
 
 
-def _type_name(value):
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
-            list: "a list"}.get(type(value), type(value).__name__)
+def _load_defaults():
+    if "values" not in _DEFAULTS_CACHE:
+        _DEFAULTS_CACHE["values"], _DEFAULTS_CACHE["sections"] = _flatten(
+            _read_yaml(DEFAULTS_FILE), DEFAULTS_FILE, known=None)
+    return _DEFAULTS_CACHE
 
 
-def _check_type(key, value, default, where, choices):
-    """Coerce `value` to the type of `default`, or raise a one-line ConfigError."""
-    bad = ConfigError(f"{where}: key {key!r} expects {_type_name(default)}, got {value!r}")
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad
-    elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-    elif isinstance(default, float):
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        value = float(value)
-    elif isinstance(default, str):
-        if value is None:
-            value = ""
-        if value is False and "off" in choices.get(key, ()):
-            value = "off"  # YAML 1.1 reads a bare `off` as false
-        if not isinstance(value, str):
-            raise bad
-    elif isinstance(default, list):
-        if default and not isinstance(value, list) and not isinstance(default[0], list):
-            value = [value]  # `ft_layers=layer4` means [layer4]
-        if not isinstance(value, list):
-            raise bad
-        if default:
-            value = [_check_type(key, v, default[0], where, {}) for v in value]
-    return value
+def _defaults():
+    return _load_defaults()["values"]
 
 
-def _check_value(key, value, default, where, choices):
-    """Type check (see _check_type) plus the key's allowed choices (for a list key: of each
-    element, and the list must not be empty)."""
+def _sections():
+    return _load_defaults()["sections"]
+
+
+def _checked(key, value, where, choices):
+    default = _defaults().get(key)
     if default is None:
-        raise _unknown_key(key, where)
-    value = _check_type(key, value, default, where, choices)
-    if key not in choices:
-        return value
-    allowed = choices[key]
-    if isinstance(default, list):
-        if not value or any(v not in allowed for v in value):
-            raise ConfigError(f"{where}: key {key!r} takes a non-empty list from "
-                              f"{', '.join(allowed)}; got {value!r}")
-    elif value not in allowed:
-        raise ConfigError(f"{where}: key {key!r} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+        raise unknown_key(key, where, _defaults().keys())
+    return check_value(key, value, default, where, choices)
 
 
 def _load_chain(path, seen, choices):
+    """(values, origins) of a file and its _base_ chain."""
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"{path}: _base_ chain loops back to this file")
     data = _read_yaml(path)
     base = data.pop("_base_", None)
-    values = {}
+    values, origins = {}, {}
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: _base_ must be a file path")
-        values = _load_chain(os.path.join(os.path.dirname(path), base), seen | {path}, choices)
-    defaults = _defaults()
-    for key, value in _flatten(data, path, known=set(defaults)).items():
-        values[key] = _check_value(key, value, defaults.get(key), path, choices)
-    return values
+        values, origins = _load_chain(os.path.join(os.path.dirname(path), base), seen | {path}, choices)
+    for key, value in _flatten(data, path, known=set(_defaults()))[0].items():
+        values[key] = _checked(key, value, path, choices)
+        origins[key] = path
+    return values, origins
 
 
 def parse_override(text):
     """'key=value' -> (key, value), the value read as YAML ('5' -> 5, '[1,2]' -> [1, 2])."""
     if "=" not in text or text.startswith("="):
-        raise ConfigError(f"command line: {text!r} is not key=value")
+        raise ConfigError(f"{COMMAND_LINE}: {text!r} is not key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if isinstance(_defaults().get(key), str):
@@ -219,41 +203,20 @@ def parse_override(text):
     return key, value
 
 
-def _validate(values, where):
-    """Checks that involve one key's range or several keys together."""
-    for key in POSITIVE:
-        if values[key] <= 0:
-            raise ConfigError(f"{where}: key {key!r} must be positive; got {values[key]!r}")
-    for key in NON_NEGATIVE:
-        if values[key] < 0:
-            raise ConfigError(f"{where}: key {key!r} must not be negative; got {values[key]!r}")
-    if values["split"] not in (0, 1, 2, 3):
-        raise ConfigError(f"{where}: key 'split' must be 0, 1, 2 or 3; got {values['split']!r}")
-    lo_hi = values["train_scale"]
-    if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
-        raise ConfigError(f"{where}: key 'train_scale' must be [low, high] with 0 < low <= high; got {lo_hi!r}")
-    if not 0 < values["svf_rank_ratio"] <= 1:
-        raise ConfigError(f"{where}: key 'svf_rank_ratio' must be in (0, 1]; got {values['svf_rank_ratio']!r}")
-    if not values["test_seeds"]:
-        raise ConfigError(f"{where}: key 'test_seeds' must list at least one seed")
-    if values["device"] == "cpu" and values["amp"] != "off":
-        raise ConfigError(f"{where}: amp={values['amp']} needs device cuda (or auto on a CUDA machine); "
-                          "use amp=off on the CPU")
-    if values["arch"] == "pspnet" and values["shot"] != 1:
-        raise ConfigError(f"{where}: arch pspnet (the base learner) uses no support images; shot must be 1")
-    return values
-
-
 def load_config(path, overrides=(), *, choices):
     """Resolve `path` (with its _base_ chain and defaults) plus 'key=value' overrides.
 
     choices: {key: allowed values} for the keys that pick from a registry."""
     values = dict(_defaults())
-    values.update(_load_chain(path, frozenset(), choices))
+    origins = {key: DEFAULTS_FILE for key in values}
+    chain_values, chain_origins = _load_chain(path, frozenset(), choices)
+    values.update(chain_values)
+    origins.update(chain_origins)
     for text in overrides:
         key, value = parse_override(text)
-        values[key] = _check_value(key, value, _defaults().get(key), "command line", choices)
-    return Config(_validate(values, path), path, choices)
+        values[key] = _checked(key, value, COMMAND_LINE, choices)
+        origins[key] = COMMAND_LINE
+    return Config(validate(values, origins), origins, path, choices)
 
 
 def save_config(cfg, path):

@@ -1,5 +1,28 @@
-"""State dicts from files: the `module.` prefix of (Distributed)DataParallel, and strict loading
-whose error names the file and the first offending keys."""
+"""State dicts from files: reading weight files safely, the `module.` prefix of
+(Distributed)DataParallel, and strict loading whose error names the file and the first
+offending keys."""
+import os
+import pickle
+import re
+
+import torch
+
+
+def torch_load(path, what):
+    """torch.load(path, weights_only=True) on the CPU: no code in the file runs. A missing,
+    empty, truncated or foreign file is one line naming it and `what` it should be."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "it holds Python objects, which are never loaded, or is no torch file"
+    except EOFError:
+        reason = "empty or truncated"
+    except Exception as e:  # a broken zip archive, a foreign format
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(e).split()))[:120] or type(e).__name__
+    raise ValueError(f"{path}: not a readable {what} ({reason})")
 
 
 def strip_module_prefix(state):
@@ -30,12 +53,15 @@ def key_problems(expected, given):
     return problems
 
 
-def load_strict(module, state, source, what):
+def load_strict(module, state, source, what, loaded_prefixes=()):
     """Load `state` into `module` strictly, or raise one ValueError:
-    '<source>: does not fit <what>: <problems>'."""
+    '<source>: does not fit <what>: <problems>'. Keys under `loaded_prefixes` (parts loaded
+    from files of their own) may be absent from `state`."""
     state = strip_module_prefix(state)
-    problems = key_problems(module.state_dict(), state)
+    expected = {k: v for k, v in module.state_dict().items()
+                if k in state or not k.startswith(tuple(loaded_prefixes))}
+    problems = key_problems(expected, state)
     if problems:
         raise ValueError(f"{source}: does not fit {what}: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=not loaded_prefixes)
     return module

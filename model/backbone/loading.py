@@ -1,10 +1,7 @@
 """Strict loading of public pretrained backbone files (their own key names)."""
-import os
-import pickle
-
 import torch
 
-from util.state_dict import first_keys, key_problems, strip_module_prefix
+from util.state_dict import first_keys, key_problems, strip_module_prefix, torch_load
 
 _WRAPPER_KEYS = ("state_dict", "model")
 
@@ -12,15 +9,7 @@ _WRAPPER_KEYS = ("state_dict", "model")
 def read_state_dict(path):
     """Read a weight file with `weights_only=True`, unwrap `state_dict` / `model` and strip
     `module.` prefixes. Returns a dict of tensors."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path}: pretrained weights not found; initmodel/README.md lists where to get them")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable weights-only torch file "
-                         f"({str(error).splitlines()[0]})") from error
+    data = torch_load(path, "pretrained weight file (initmodel/README.md lists where to get them)")
     while isinstance(data, dict):
         wrapper = next((k for k in _WRAPPER_KEYS if isinstance(data.get(k), dict)), None)
         if wrapper is None:

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from engine.choices import load_config
 from engine.tester import run_test
 from engine.trainer import Trainer
 from tests.helpers.engine import checkpoint_weights, tiny_config
-from engine.choices import load_config
 from util.fileio import REPO_ROOT
 
 SMALL = ["train_size=65", "val_size=65", "workers=0", "epochs=1", "train_num=4", "batch_size=2",
@@ -26,8 +26,9 @@ def test_pfenet_trains_with_svf(tmp_path, synthetic_voc, data_cache_dir, shot):
 def demo_config(tmp_path, root, cache, name, *overrides):
     data = [f"data_root={root}", f"train_list={root}/train.txt", f"val_list={root}/val.txt",
             f"index_cache_dir={cache}", f"exp_dir={tmp_path / 'exp'}",
-            f"best_copy={tmp_path}/initmodel/PSPNet/{{dataset}}/split{{split}}/{{backbone}}/best.pth",
-            f"base_weight={tmp_path}/initmodel/PSPNet/{{dataset}}/split{{split}}/{{backbone}}/best.pth"]
+            f"base_weight={tmp_path}/initmodel/PSPNet/{{dataset}}/split{{split}}/{{backbone_folder}}/best.pth"]
+    if name.endswith("_base.yaml"):  # stage 1 writes where stage 2 looks
+        data.append(f"best_copy={tmp_path}/initmodel/PSPNet/{{dataset}}/split{{split}}/{{backbone_folder}}/best.pth")
     return load_config(os.path.join(REPO_ROOT, "config", name), data + SMALL + list(overrides))
 
 
@@ -42,13 +43,16 @@ def test_base_learner_then_bam(tmp_path, synthetic_voc, data_cache_dir):
 
     bam = demo_config(tmp_path, synthetic_voc, data_cache_dir, "demo_split0.yaml", "arch=bam", "mode=svf")
     Trainer(bam).fit()
-    weights = checkpoint_weights(bam)
-    assert any(k.startswith("base_learner.") for k in weights) and any(".S" in k for k in weights)
+    last, best = checkpoint_weights(bam), checkpoint_weights(bam, "best.pth")
+    # the frozen base learner is referenced by path and checksum, never stored again
+    assert not any(k.startswith("base_learner.") for k in (*last, *best))
+    assert any(".S" in k for k in last) and not any(k.endswith((".U", ".V")) for k in last)
+    assert not any(k.endswith((".S", ".U", ".V")) for k in best)  # merged back to dense
     result = run_test(bam)
     assert set(result) == {"logits", "logits_meta", "all_foreground"}  # final, meta branch, floor
 
 
 def test_bam_without_base_learner_names_the_command(tmp_path, synthetic_voc, data_cache_dir):
     bam = demo_config(tmp_path, synthetic_voc, data_cache_dir, "demo_split1.yaml", "arch=bam")
-    with pytest.raises(FileNotFoundError, match=r"train it first with: sh train.sh demo split1 resnet50 base$"):
+    with pytest.raises(ValueError, match=r"train it first with: sh train.sh demo split1 resnet50 base$"):
         Trainer(bam)

@@ -2,6 +2,7 @@
 
 Dropout is switched off in both runs (tests/engine/ddp_entry.py), so the only differences left are
 the order of floating-point sums and the per-process mean of the loss over valid pixels."""
+import glob
 import os
 import re
 import subprocess
@@ -15,8 +16,11 @@ from util.fileio import REPO_ROOT
 ENTRY = os.path.join(REPO_ROOT, "tests", "engine", "ddp_entry.py")
 
 
+RUN = ["mode=svf", "batch_size=4", "train_num=8"]
+
+
 def launch(config, processes, exp_dir):
-    args = [config, "mode=svf", "batch_size=4", "train_num=8", f"exp_dir={exp_dir}"]
+    args = [config, *RUN, f"exp_dir={exp_dir}"]
     if processes == 1:
         cmd = [sys.executable, ENTRY] + args
     else:
@@ -33,10 +37,10 @@ def test_two_processes_agree_with_one(tmp_path, synthetic_voc, data_cache_dir):
     launch(config, 1, tmp_path / "one")
     out = launch(config, 2, tmp_path / "two")
     assert "2 iterations/epoch" in out.stdout  # 8 episodes, 4 per step over both processes
-    one = checkpoint_weights(tiny_config(tmp_path, synthetic_voc, data_cache_dir, f"exp_dir={tmp_path / 'one'}"))
-    two = checkpoint_weights(tiny_config(tmp_path, synthetic_voc, data_cache_dir, f"exp_dir={tmp_path / 'two'}"))
+    one = checkpoint_weights(tiny_config(tmp_path, synthetic_voc, data_cache_dir, *RUN, f"exp_dir={tmp_path / 'one'}"))
+    two = checkpoint_weights(tiny_config(tmp_path, synthetic_voc, data_cache_dir, *RUN, f"exp_dir={tmp_path / 'two'}"))
     init = torch.load(tmp_path / "one" / "init.pth", weights_only=True)
-    moved = [k for k in init if not torch.equal(init[k], one[k])]
+    moved = [k for k in one if not torch.equal(init[k], one[k])]
     assert moved
     for k in moved:
         d1, d2 = (one[k] - init[k]).double(), (two[k] - init[k]).double()
@@ -44,7 +48,7 @@ def test_two_processes_agree_with_one(tmp_path, synthetic_voc, data_cache_dir):
     # validation sums are all-reduced: both runs score the same 6 episodes, the same way
     val = []
     for d in ("one", "two"):
-        cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, f"exp_dir={tmp_path / d}")
-        log = open(os.path.join(cfg.exp_path, "result", "train.log")).read()
+        cfg = tiny_config(tmp_path, synthetic_voc, data_cache_dir, *RUN, f"exp_dir={tmp_path / d}")
+        log = open(glob.glob(os.path.join(cfg.exp_path, "result", "train-*.log"))[0]).read()
         val.append(re.search(r"all_foreground: mIoU (\S+)", log).group(1))
     assert val[0] == val[1]  # the trivial prediction does not depend on the weights

@@ -29,8 +29,8 @@ def test_per_class_sums_not_per_episode_means():
     r = ev.result()
     assert r["class_iou"][1] == pytest.approx(3 / 6)  # summed: (1 + 2) / (4 + 2), not mean(1/4, 1) = 0.625
     assert r["class_iou"][2] == 0.0
-    assert r["miou"] == pytest.approx((0.5 + 0.0) / 2)
-    assert r["missing_classes"] == [3] and r["episodes"] == 3
+    assert r["miou"] == pytest.approx((0.5 + 0.0 + 0.0) / 3)  # class 3 had no episode: it counts 0
+    assert r["missing_classes"] == [3] and r["episodes"] == 3 and r["missing_rule"] == "zero"
     bg, fg = (0 + 4 + 0) / (3 + 4 + 1), (1 + 2 + 0) / (4 + 2 + 1)
     assert r["fbiou"] == pytest.approx((bg + fg) / 2)
 
@@ -75,5 +75,13 @@ def test_semantic_evaluator():
     assert r["miou_with_background"] == pytest.approx(0.5)
 
 
-def test_empty_evaluator_gives_nan_miou():
-    assert math.isnan(FewShotEvaluator([1]).result()["miou"])
+def test_a_class_without_episodes_counts_zero_or_is_skipped():
+    zero, skip = FewShotEvaluator([1, 2], ori_resize=False), FewShotEvaluator([1, 2], ori_resize=False, missing="skip")
+    for ev in (zero, skip):
+        ev.add(t([[1, 1, 0, 0]]), t([[1, 1, 1, 0]]), 1)  # IoU 2/3
+    assert zero.result()["miou"] == pytest.approx(1 / 3) and skip.result()["miou"] == pytest.approx(2 / 3)
+    assert zero.result()["missing_classes"] == skip.result()["missing_classes"] == [2]
+    assert FewShotEvaluator([1]).result()["miou"] == 0.0
+    assert math.isnan(FewShotEvaluator([1], missing="skip").result()["miou"])
+    with pytest.raises(ValueError, match="missing 'drop' is invalid; expected one of zero, skip"):
+        FewShotEvaluator([1], missing="drop")

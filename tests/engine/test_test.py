@@ -1,5 +1,6 @@
 """test.py's engine: per-seed and mean results, the JSON record, the final line, batched
 evaluation equal to one episode at a time, and a missing checkpoint."""
+import glob
 import json
 import os
 import re
@@ -7,7 +8,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from engine.checkpoint import INFERENCE, save_checkpoint
+from engine.inference import load_trained_model
+from engine.loaders import build_dataset, build_loader
+from engine.runtime import DistInfo
 from engine.tester import run_test
 from engine.trainer import Trainer
 from tests.helpers.engine import tiny_config, write_config
@@ -33,7 +39,8 @@ def test_output_format_and_record(trained, synthetic_voc, data_cache_dir):
         assert any(re.match(rf"seed {seed} logits: mIoU 0\.\d{{4}}  FB-IoU 0\.\d{{4}}  per class: 1: ", l) for l in lines)
     assert any(re.match(r"mean over 2 seeds, logits: mIoU 0\.\d{4} ± 0\.\d{4}  FB-IoU", l) for l in lines)
     assert re.fullmatch(r"pascal fold 0: mIoU \d\.\d\d, all-foreground \d\.\d\d", lines[-1])
-    record = json.load(open(os.path.join(cfg.exp_path, "result", "test_best.json")))
+    records = glob.glob(os.path.join(cfg.exp_path, "result", "test_best-*.json"))
+    record = json.load(open(max(records, key=os.path.getmtime)))
     assert [s["seed"] for s in record["per_seed"]] == [11, 12]
     assert record["per_seed"][0]["results"]["logits"]["episodes"] == 6
     summary = record["summary"]["logits"]["miou"]
@@ -43,14 +50,31 @@ def test_output_format_and_record(trained, synthetic_voc, data_cache_dir):
     assert set(record["summary"]) == {"logits", "all_foreground"}
 
 
+@pytest.fixture(scope="module")
+def mixed_weight(trained):
+    """The trained model with its classifier's bias shifted so that about half of the pixels
+    are predicted foreground: batched scoring must agree on real, mixed predictions."""
+    tmp, cfg = trained
+    model, cfg, fold, _ = load_trained_model(cfg, torch.device("cpu"))
+    loader = build_loader(build_dataset(cfg, fold, "episodes", "val", 11), 2, False, 11, DistInfo(), 0, False)
+    with torch.no_grad():
+        logits = model(next(iter(loader)))["logits"]
+        model.head.cls[-1].bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+    path = str(tmp / "mixed.pth")
+    save_checkpoint(path, INFERENCE, model.state_dict(), cfg)
+    return path
+
+
 @pytest.mark.parametrize("ori_resize", [True, False])
-def test_batched_evaluation_equals_one_episode_at_a_time(trained, ori_resize):
+def test_batched_evaluation_equals_one_episode_at_a_time(trained, mixed_weight, ori_resize):
     _, cfg = trained
-    one = run_test(cfg.replace(batch_size_val=1, ori_resize=ori_resize, test_seeds=[11]))
-    three = run_test(cfg.replace(batch_size_val=4, ori_resize=ori_resize, test_seeds=[11]))
+    cfg = cfg.replace(weight=mixed_weight, ori_resize=ori_resize, test_seeds=[11])
+    one = run_test(cfg.replace(batch_size_val=1))
+    four = run_test(cfg.replace(batch_size_val=4))
+    assert 0.01 < one["logits"]["miou"]["mean"] != one["all_foreground"]["miou"]["mean"]  # mixed predictions
     for name in one:
-        assert one[name]["miou"]["mean"] == pytest.approx(three[name]["miou"]["mean"], abs=1e-6)
-        assert one[name]["fbiou"]["mean"] == pytest.approx(three[name]["fbiou"]["mean"], abs=1e-6)
+        assert one[name]["miou"]["mean"] == pytest.approx(four[name]["miou"]["mean"], abs=1e-6)
+        assert one[name]["fbiou"]["mean"] == pytest.approx(four[name]["fbiou"]["mean"], abs=1e-6)
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, synthetic_voc, data_cache_dir):

@@ -7,7 +7,7 @@ import torch
 
 import svf as svf_lib
 
-from engine.checkpoint import save_checkpoint
+from engine.checkpoint import INFERENCE, save_checkpoint
 from engine.choices import load_config
 from model.backbone import build_backbone
 from model.bam import BAM, build_bam, gram_matrix
@@ -133,7 +133,8 @@ def bam_config(tmp_path, *overrides):
 
 def test_builder_loads_our_checkpoint_and_shares_only_when_frozen(tmp_path):
     trained = randomise(PSPNet(build_backbone("vgg16"), num_classes=16), seed=4)
-    save_checkpoint(str(tmp_path / "PSPNet/pascal/split0/vgg16/best.pth"), trained, epoch=3)
+    cfg = bam_config(tmp_path)
+    save_checkpoint(str(tmp_path / "PSPNet/pascal/split0/vgg16/best.pth"), INFERENCE, trained.state_dict(), cfg)
     frozen, _ = build_model(bam_config(tmp_path, "mode=freeze"), PASCAL_FOLD0)
     assert frozen.shares_backbone
     svf, _ = build_model(bam_config(tmp_path, "mode=svf", "shot=5", "kshot_trans_dim=0"), PASCAL_FOLD0)
@@ -171,4 +172,4 @@ def test_missing_base_learner_names_the_file(tmp_path):
     with pytest.raises(ValueError, match="base_weight is empty"):
         build_bam(cfg.replace(base_weight=""), PASCAL_FOLD0)
     assert load_config("config/pascal_split0.yaml").base_weight == \
-        "initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth"
+        "initmodel/PSPNet/{dataset}/split{split}/{backbone_folder}/best.pth"

@@ -1,4 +1,5 @@
-"""From raw trees to list files: util.prepare_pascal (VOC + SBD) and util.prepare_coco."""
+"""From raw trees to list files: tools.prepare_pascal (VOC + SBD) and tools.prepare_coco, the
+options record of a label folder, and one line for every broken input."""
 import json
 import os
 import shutil
@@ -63,28 +64,40 @@ def test_pascal_lists_and_labels(fresh_trees, tmp_path, capsys):
     written = read_label(os.path.join(voc, "SegmentationClassAug", name + ".png"))
     np.testing.assert_array_equal(written, indices)
     assert (indices == 255).any() and not np.array_equal(cv2.imread(palette_png, cv2.IMREAD_GRAYSCALE), indices)
-    # SBD-only labels: Segmentation with the boundary pixels set to 255
+    # SBD-only labels: GTcls.Segmentation as it is, as the community's SegmentationClassAug
     sbd_only = next(i for i in train if i not in voc_train)
     mat = os.path.join(sbd, "dataset", "cls", sbd_only + ".mat")
-    plain = read_sbd_label(mat, boundaries=False)
     written = read_label(os.path.join(voc, "SegmentationClassAug", sbd_only + ".png"))
-    assert (written == 255).any() and not (plain == 255).any()
-    np.testing.assert_array_equal(written[written != 255], plain[written != 255])
+    np.testing.assert_array_equal(written, read_sbd_label(mat))
+    assert not (written == 255).any() and (read_sbd_label(mat, boundaries=True) == 255).any()
     # rerunning skips finished labels
     prepare_pascal(voc, sbd, lists, workers=1)
     assert "labels: 0 written" in capsys.readouterr().out
+    assert os.path.basename(train_list) == "voc_sbd_merge_noduplicate.txt"
 
 
-def test_pascal_train_aug_and_no_boundaries(fresh_trees, tmp_path):
+def test_pascal_train_aug_and_boundaries(fresh_trees, tmp_path):
     voc, sbd, (voc_train, voc_val, sbd_train, sbd_val) = fresh_trees
     sbd_only = next(i for i in sbd_train if i not in voc_train and i not in voc_val)
     os.remove(os.path.join(voc, "JPEGImages", sbd_only + ".jpg"))  # copied back from SBD's img/
-    train_list, _ = prepare_pascal(voc, sbd, str(tmp_path / "l"), ("train", "val"), sbd_boundaries=False, workers=1)
+    lists = str(tmp_path / "l")
+    train_list, _ = prepare_pascal(voc, sbd, lists, ("train", "val"), sbd_boundaries=True, workers=1)
+    assert os.path.basename(train_list) == "train_aug.txt"  # never under the 5953-image list's name
     train = _list_ids(train_list)
     assert set(train) == (set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val)
     assert os.path.isfile(os.path.join(voc, "JPEGImages", sbd_only + ".jpg"))
+    mat = os.path.join(sbd, "dataset", "cls", sbd_only + ".mat")
     written = read_label(os.path.join(voc, "SegmentationClassAug", sbd_only + ".png"))
-    np.testing.assert_array_equal(written, read_sbd_label(os.path.join(sbd, "dataset", "cls", sbd_only + ".mat"), False))
+    np.testing.assert_array_equal(written, read_sbd_label(mat, boundaries=True))
+    # other options on the same labels: one line, nothing changed; --overwrite rewrites them
+    with pytest.raises(ValueError, match=r"SegmentationClassAug holds labels written with other options "
+                                         r"\(sbd_boundaries: True -> False; this run: --sbd-boundaries off\); "
+                                         r"add --overwrite"):
+        prepare_pascal(voc, sbd, lists, workers=1)
+    np.testing.assert_array_equal(read_label(os.path.join(voc, "SegmentationClassAug", sbd_only + ".png")), written)
+    prepare_pascal(voc, sbd, lists, ("train", "val"), workers=1, overwrite=True)
+    rewritten = read_label(os.path.join(voc, "SegmentationClassAug", sbd_only + ".png"))
+    np.testing.assert_array_equal(rewritten, read_sbd_label(mat))
 
 
 def test_pascal_errors(fresh_trees, tmp_path):
@@ -167,3 +180,44 @@ def test_prepare_coco_errors(tmp_path):
     os.makedirs(tmp_path / "c" / "annotations")
     with pytest.raises(FileNotFoundError, match=r"COCO annotation file .*instances_train2014.json does not exist"):
         prepare_coco(str(tmp_path / "c"), str(tmp_path))
+
+
+def test_prepare_coco_records_its_crowd_option(tmp_path, capsys):
+    root = str(tmp_path / "coco")
+    write_coco(root, train=12, val=6, min_size=96, max_size=128, seed=3, workers=1)
+    prepare_coco(root, str(tmp_path / "lists"), workers=1)
+    with pytest.raises(ValueError, match=r"train2014 holds labels written with other options \(crowd: "
+                                         r"'class' -> 'ignore'; this run: --crowd ignore\); add --overwrite"):
+        prepare_coco(root, str(tmp_path / "lists"), crowd="ignore", workers=1)
+    capsys.readouterr()
+    prepare_coco(root, str(tmp_path / "lists"), crowd="ignore", workers=1, overwrite=True)
+    assert "0 labels written" not in capsys.readouterr().out  # rewritten with the new rule
+
+
+def _broken_json(tmp_path, edit):
+    root = tmp_path / "broken"
+    write_coco(str(root), train=3, val=2, min_size=96, max_size=128, seed=4, workers=1)
+    path = root / "annotations" / "instances_train2014.json"
+    doc = json.load(open(path, encoding="utf-8"))
+    text = edit(doc)
+    path.write_text(text if isinstance(text, str) else json.dumps(doc), encoding="utf-8")
+    return str(root)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("categories"), r"expected a list under 'categories'"),
+    (lambda d: d.pop("annotations"), r"expected a list under 'annotations'"),
+    (lambda d: d["images"][0].pop("height"), r"images\[0\] \(id \d+\) has no height"),
+    (lambda d: d["images"][0].update(width=0), r"image \d+ has height \d+ and width 0"),
+    (lambda d: "[1, 2]", r"expected a JSON object .* got a list"),
+    (lambda d: '{"images": [', r"not valid JSON \(Expecting value at line 1"),
+    (lambda d: d["annotations"][0].update(segmentation=[[1.0, 2.0, 3.0]]),
+     r"annotation \d+: a polygon must list at least 3 x, y pairs"),
+    (lambda d: d["annotations"][0].update(category_id=12), r"annotation \d+ has unknown category_id 12"),
+    (lambda d: d["annotations"][0].update(image_id=99999), r"annotation \d+ refers to image 99999, which is not listed"),
+])
+def test_broken_coco_json_is_one_line_naming_the_file(tmp_path, edit, message):
+    root = _broken_json(tmp_path, edit)
+    with pytest.raises(ValueError, match=r"instances_train2014.json: " + message) as info:
+        prepare_coco(root, str(tmp_path / "lists"), workers=1)
+    assert "\n" not in str(info.value)

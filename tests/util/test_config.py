@@ -1,6 +1,7 @@
 """Config: inheritance, sections, bare-name overrides, and one-line errors for bad input."""
 import glob
 import os
+import re
 
 import pytest
 
@@ -42,7 +43,8 @@ def test_base_chain_sections_and_overrides(tmp_path):
     assert (cfg.shot, cfg.split) == (5, 3)  # inherited, then overridden by the child
     assert cfg.base_lr == 1.0 and isinstance(cfg.base_lr, float)  # an int where a float is expected
     assert cfg.ft_layers == ["layer4"] and cfg.amp == "off" and cfg.pretrained == ""
-    assert cfg.exp_path == os.path.join("exp", "pascal", "baseline", "split3", "resnet50", "svf", "5shot")
+    assert cfg.exp_path == os.path.join("exp", "pascal", "baseline", "split3", "resnet50", "svf", "5shot",
+                                        "base_lr=1,ft_layers=layer4,pretrained=")
 
 
 def test_yaml_off_and_exponents_read_as_meant(tmp_path):
@@ -96,3 +98,50 @@ def test_config_is_read_only_and_replace_validates(tmp_path):
     assert cfg.replace(shot=5).shot == 5 and cfg.shot == 1
     with pytest.raises(ConfigError):
         cfg.replace(shot="x")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("split: 0\nsplit: 1\n", "key 'split' is given twice (line 2)"),
+    ("DATA:\n  shot: 1\n  shot: 5\n", "key 'shot' is given twice (line 3)"),
+])
+def test_a_key_given_twice_in_one_mapping_is_an_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, "dup.yaml", text))
+
+
+@pytest.mark.parametrize("override", ["base_lr=.nan", "base_lr=.inf", "weight_decay=-.inf", "base_lr=nan"])
+def test_non_finite_numbers_are_refused(tmp_path, override):
+    with pytest.raises(ConfigError, match=r"command line: key '\w+' expects a finite number"):
+        load_config(write(tmp_path, "a.yaml", ""), [override])
+
+
+def test_range_errors_name_where_the_value_came_from(tmp_path):
+    path = write(tmp_path, "a.yaml", "epochs: 0\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: key 'epochs' must be positive"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"^command line: key 'batch_size' must be positive"):
+        load_config(write(tmp_path, "b.yaml", ""), ["batch_size=0"])
+    with pytest.raises(ConfigError, match=r"^command line: key 'train_num' = 3 is smaller than one batch "
+                                          r"\(batch_size 8\)"):
+        load_config(write(tmp_path, "c.yaml", ""), ["train_num=3"])
+
+
+def test_path_templates_are_checked_when_loaded(tmp_path):
+    with pytest.raises(ConfigError, match=r"command line: key 'best_copy' = 'x/\{fold\}.pth' uses unknown "
+                                          r"placeholder \{fold\}"):
+        load_config(write(tmp_path, "a.yaml", ""), ["best_copy=x/{fold}.pth"])
+    with pytest.raises(ConfigError, match="key 'base_weight' = .* is not a valid template"):
+        load_config(write(tmp_path, "b.yaml", ""), ["base_weight=x/{split.pth"])
+
+
+def test_the_experiment_path_tells_runs_apart(tmp_path):
+    path = write(tmp_path, "a.yaml", "")
+    base = load_config(path)
+    assert base.exp_path.endswith(os.path.join("svf", "1shot", "default"))
+    assert load_config(path, ["workers=1", "device=cpu", "test_seeds=[1]"]).exp_path == base.exp_path
+    tags = {load_config(path, [o]).exp_path for o in
+            ["ft_layers=layer4", "svf_factors=[U,S]", "svf_param=exp", "filter_novel=false", "base_lr=0.01",
+             "train_size=417", "seed=7", "svf_rank_ratio=0.5", "train_list=lists/pascal/train_aug.txt"]}
+    assert len(tags) == 9 and base.exp_path not in tags
+    long = load_config(path, ["train_list=lists/pascal/train_aug.txt"]).exp_path
+    assert re.search(r"run-[0-9a-f]{10}$", long)  # a path value is not plain: hashed

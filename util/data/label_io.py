@@ -26,9 +26,16 @@ def _read_bytes(path, what):
         raise FileNotFoundError(f"{what} {path} is a directory, expected a file") from None
 
 
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
 def read_image(path):
-    """Read an image file as float32 RGB [H, W, 3] (grey images are expanded to three channels)."""
+    """Read an image file as float32 RGB [H, W, 3] (grey images are expanded to three channels).
+    A JPEG must end with its end-of-image marker: OpenCV decodes a truncated one into a silently
+    grey-filled image."""
     data = _read_bytes(path, "image")
+    if data[:2].tobytes() == _JPEG_START and _JPEG_END not in data[-32:].tobytes():
+        raise ValueError(f"image {path} is truncated (the JPEG has no end marker)")
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise ValueError(f"image {path} cannot be decoded (corrupt or not an image)")
