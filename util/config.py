@@ -22,7 +22,11 @@ DEFAULTS_FILE = os.path.join(REPO_ROOT, "config", "defaults.yaml")
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
 NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
-                "stop_interval", "poly_power")
+                "stop_interval", "poly_power", "rotation_seed")
+# The fine-tuning modes that act on no convolution, so take neither ft_kernels nor ft_bn.
+# svf.finetune enforces the same rule; it is restated here so that a wrong combination stops
+# before any model is built.
+NO_CONV_MODES = ("freeze", "full", "bn", "bn_weight", "bn_bias")
 
 
 class ConfigError(ValueError):
@@ -234,6 +238,7 @@ def _validate(values, where):
         raise ConfigError(f"{where}: key 'train_scale' must be [low, high] with 0 < low <= high; got {lo_hi!r}")
     if not 0 < values["svf_rank_ratio"] <= 1:
         raise ConfigError(f"{where}: key 'svf_rank_ratio' must be in (0, 1]; got {values['svf_rank_ratio']!r}")
+    _check_finetune_keys(values, where)
     if not values["test_seeds"]:
         raise ConfigError(f"{where}: key 'test_seeds' must list at least one seed")
     if values["device"] == "cpu" and values["amp"] != "off":
@@ -242,6 +247,23 @@ def _validate(values, where):
     if values["arch"] == "pspnet" and values["shot"] != 1:
         raise ConfigError(f"{where}: arch pspnet (the base learner) uses no support images; shot must be 1")
     return values
+
+
+def _check_finetune_keys(values, where):
+    """The combinations of mode, ft_kernels, ft_bn, svf_factors and svf_param that svf.finetune
+    refuses (docs/svf.md, Fine-tuning modes)."""
+    mode, kernels = values["mode"], values["ft_kernels"]
+    if kernels != "all" and mode in NO_CONV_MODES:
+        raise ConfigError(f"{where}: key 'ft_kernels' = {kernels} selects convolutions, but mode "
+                          f"{mode} acts on none; use ft_kernels=all")
+    if values["ft_bn"] and mode == "freeze":
+        raise ConfigError(f"{where}: key 'ft_bn' with mode freeze is mode bn; use mode=bn")
+    if values["ft_bn"] and (mode in NO_CONV_MODES or (mode == "partial" and kernels == "all")):
+        raise ConfigError(f"{where}: key 'ft_bn': mode {mode} with ft_kernels={kernels} already "
+                          "trains BatchNorm; use ft_bn=false")
+    if values["svf_param"] != "direct" and "S" not in values["svf_factors"]:
+        raise ConfigError(f"{where}: key 'svf_param' = {values['svf_param']} reparametrises S, but "
+                          f"svf_factors {values['svf_factors']} does not include S")
 
 
 def load_config(path, overrides=(), *, choices):
