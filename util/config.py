@@ -112,6 +112,11 @@ def _read_yaml(path):
     return data
 
 
+def read_yaml(path):
+    """The top-level mapping of a YAML file ({} when empty), with one-line errors naming it."""
+    return _read_yaml(path)
+
+
 def _flatten(data, path, known):
     """Merge sections into one flat dict; `known` is the set of key names (None: defaults file)."""
     flat = {}
