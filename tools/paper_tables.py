@@ -6,7 +6,7 @@
 """
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from util.config import read_yaml
 from util.fileio import REPO_ROOT
@@ -99,7 +99,7 @@ def _table(table_id, data):
                   data["backbone"], tuple(data["shots"]), bool(data["filter"]),
                   " ".join(str(data["about"]).split()), ())
     rows = tuple(_row(table.id, i + 1, r, table) for i, r in enumerate(data["rows"]))
-    return Table(**{**table.__dict__, "rows": rows})
+    return replace(table, rows=rows)
 
 
 def load_tables(path=TABLES_FILE):
