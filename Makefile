@@ -19,9 +19,10 @@ test: venv
 
 # A synthetic dataset in the real VOC format, the baseline trained with SVF on fold 0 from a
 # random ResNet-50 (config/demo_split0.yaml), then test.py; its last line is the result.
+# resume=auto: a second `make demo` finds the finished run and only tests it again.
 $(DEMO)/val.txt: | venv
 	$(PY) -m tools.synthetic --out $(DEMO) --format voc --train 300 --val 200
 
 demo: venv $(DEMO)/val.txt
-	PYTHON=$(PY) sh train.sh demo split0 resnet50 svf
+	PYTHON=$(PY) sh train.sh demo split0 resnet50 svf resume=auto
 	PYTHON=$(PY) sh test.sh demo split0 resnet50 svf

@@ -16,6 +16,7 @@ def current_choices():
         "backbone": tuple(backbone.BACKBONES),
         "mode": svf.MODES,
         "ft_layers": backbone.STAGES,
+        "ft_kernels": svf.KERNELS,
         "svf_factors": svf.FACTORS,
         "svf_param": svf.PARAMS,
         "schedule": tuple(optim.SCHEDULES),

@@ -6,6 +6,7 @@ per test; NaN is written as null), and ends with one line:
 `<dataset> fold <k>: mIoU 0.xx, all-foreground 0.yy`. A fold class without an episode is a
 warning in the log and the record (`miou_missing` says how it counts).
 """
+import glob
 import os
 
 import numpy as np
@@ -37,6 +38,23 @@ def summarise(per_seed):
             metrics[f"class_{c}"] = [r["class_iou"].get(c, float("nan")) for r in runs]
         out[name] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in metrics.items()}
     return out
+
+
+def record_stem(cfg):
+    """test_<weight's stem>: the records of a test of cfg are result/<stem>-<time>.json."""
+    weight = cfg.weight or os.path.join(cfg.exp_path, "snapshot", "best.pth")
+    return "test_" + os.path.splitext(os.path.basename(weight))[0]
+
+
+def new_record_path(cfg):
+    """Where a test of cfg writes its record: result/test_<weight's stem>-<time>.json."""
+    return stamped(os.path.join(cfg.exp_path, "result"), record_stem(cfg), "json")
+
+
+def records_of(cfg):
+    """The records test.py wrote for cfg's weight, newest first."""
+    paths = glob.glob(os.path.join(cfg.exp_path, "result", glob.escape(record_stem(cfg)) + "-*.json"))
+    return sorted(paths, key=os.path.getmtime, reverse=True)
 
 
 def missing_class_warning(seed, name, result):
@@ -84,8 +102,7 @@ def run_test(cfg):
     if main:
         record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary,
                   "warnings": warnings}
-        stem = os.path.splitext(os.path.basename(weight))[0]
-        path = stamped(result_dir, f"test_{stem}", "json")
+        path = new_record_path(cfg.replace(weight=weight))
         atomic_write_json(path, record, indent=1)
         log.info(f"results written to {path}")
     final = summary["logits"]["miou"]["mean"]

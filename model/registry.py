@@ -26,7 +26,8 @@ def build_model(cfg, fold, load_weights=True, finetune=True):
         return model, None
     summary = svf.finetune(model.backbone, cfg.mode, layers=tuple(cfg.ft_layers),
                            factors=tuple(cfg.svf_factors), param=cfg.svf_param,
-                           rank_ratio=cfg.svf_rank_ratio)
+                           rank_ratio=cfg.svf_rank_ratio, kernels=cfg.ft_kernels,
+                           train_bn=cfg.ft_bn, rotation_seed=cfg.rotation_seed)
     if summary.trainable == 0:
         model.backbone_frozen()
     return model, summary

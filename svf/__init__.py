@@ -8,12 +8,14 @@
 """
 from .checkpoint import load_trainable, save_trainable, trainable_state_dict
 from .decompose import decompose, rank_from_ratio
-from .finetune import FACTORS, MODES, PARAMS, FinetuneSummary, finetune, summarise
+from .finetune import CONV_MODES, FACTORS, MODES, PARAMS, finetune
 from .layers import SVDConv2d, SVDLinear
-from .resolver import merge, resolver, unwrap
+from .resolver import KERNELS, merge, resolver, unwrap
+from .rotation import RotatedScaleLayer, random_rotation
 from .scaled import ChannelScaledLayer
+from .summary import FinetuneSummary, summarise
 
 __all__ = ["resolver", "merge", "finetune", "summarise", "FinetuneSummary", "SVDConv2d",
-           "SVDLinear", "ChannelScaledLayer", "trainable_state_dict", "save_trainable",
-           "load_trainable", "decompose", "rank_from_ratio", "unwrap", "MODES", "FACTORS",
-           "PARAMS"]
+           "SVDLinear", "ChannelScaledLayer", "RotatedScaleLayer", "random_rotation",
+           "trainable_state_dict", "save_trainable", "load_trainable", "decompose",
+           "rank_from_ratio", "unwrap", "MODES", "FACTORS", "PARAMS", "KERNELS", "CONV_MODES"]

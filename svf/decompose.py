@@ -34,7 +34,7 @@ def decompose(weight, groups=1, rank=None):
     if not 1 <= rank <= full_rank:
         raise ValueError(f"rank must be in [1, {full_rank}] for weight {tuple(weight.shape)}, "
                          f"got {rank}")
-    with _single_cpu_thread(blocks.device):
+    with single_cpu_thread(blocks.device):
         u, s, vh = _thin_svd(blocks)
     dtype = weight.dtype
     return (u[:, :, :rank].to(dtype).contiguous(), s[:, :rank].to(dtype).contiguous(),
@@ -58,7 +58,7 @@ def _thin_svd(blocks):
 
 
 @contextlib.contextmanager
-def _single_cpu_thread(device):
+def single_cpu_thread(device):
     """Run CPU LAPACK on one thread. Threading gains little on matrices this small, and under
     contention it collapses: a 512 x 4608 float64 SVD took 14 s with 2 threads and 0.7 s with
     one on the 2-core development machine while other jobs ran."""

@@ -6,6 +6,35 @@ from .layers import SVDConv2d, SVDLinear
 from .scaled import ChannelScaledLayer
 
 _WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+# Kernel filters: every dense layer; those with a kernel larger than 1x1; the 1x1 convs and the
+# Linear layers (the downsample convs of a ResNet are 1x1 convs too).
+KERNELS = ("all", "3x3", "1x1")
+
+
+def is_dense_layer(module):
+    """Exactly nn.Conv2d or nn.Linear (subclasses such as MultiheadAttention's out_proj, which
+    read their weight directly, are not)."""
+    return type(module) in (nn.Conv2d, nn.Linear)
+
+
+def is_pointwise(module):
+    """A 1x1 conv or a Linear layer (the authors count Linear as 1x1)."""
+    return type(module) is nn.Linear or all(k == 1 for k in module.kernel_size)
+
+
+def kernel_selects(module, kernels):
+    """Whether the kernel filter `kernels` (one of KERNELS) keeps this dense layer."""
+    if not is_dense_layer(module):
+        return False
+    return kernels == "all" or is_pointwise(module) == (kernels == "1x1")
+
+
+def to_svd_layer(module, ratio):
+    """The SVD layer of a dense nn.Conv2d / nn.Linear, at `ratio` of its full rank per group."""
+    groups = getattr(module, "groups", 1)
+    full_rank = min(module.weight.shape[0] // groups, module.weight[0].numel())
+    layer_type = SVDLinear if type(module) is nn.Linear else SVDConv2d
+    return layer_type.from_dense(module, rank_from_ratio(full_rank, ratio))
 
 
 def unwrap(model):
@@ -79,18 +108,13 @@ def resolver(model, global_low_rank_ratio=1.0, excluded_layers=(),
     _check_names(model, custom, "customized_layers_low_rank_ratio")
 
     def make(name, module):
-        if _match(name, excluded) is not None or type(module) not in (nn.Conv2d, nn.Linear):
+        if _match(name, excluded) is not None or not is_dense_layer(module):
             return None
-        pointwise = type(module) is nn.Linear or all(k == 1 for k in module.kernel_size)
+        pointwise = is_pointwise(module)
         if (skip_1x1 and pointwise) or (skip_3x3 and not pointwise):
             return module  # handled: kept dense, nothing inside to visit
         pattern = _match(name, custom)
-        ratio = custom[pattern] if pattern is not None else global_low_rank_ratio
-        groups = getattr(module, "groups", 1)
-        rows = module.weight.shape[0] // groups
-        full_rank = min(rows, module.weight[0].numel())
-        layer_type = SVDLinear if type(module) is nn.Linear else SVDConv2d
-        return layer_type.from_dense(module, rank_from_ratio(full_rank, ratio))
+        return to_svd_layer(module, custom[pattern] if pattern is not None else global_low_rank_ratio)
 
     return replace_modules(model, make)
 

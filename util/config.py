@@ -101,6 +101,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat keys on purpose
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -110,7 +112,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path):
+def read_yaml(path):
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
     with open(path, encoding="utf-8") as f:
@@ -151,7 +153,7 @@ _DEFAULTS_CACHE = {}
 def _load_defaults():
     if "values" not in _DEFAULTS_CACHE:
         _DEFAULTS_CACHE["values"], _DEFAULTS_CACHE["sections"] = _flatten(
-            _read_yaml(DEFAULTS_FILE), DEFAULTS_FILE, known=None)
+            read_yaml(DEFAULTS_FILE), DEFAULTS_FILE, known=None)
     return _DEFAULTS_CACHE
 
 
@@ -175,7 +177,7 @@ def _load_chain(path, seen, choices):
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"{path}: _base_ chain loops back to this file")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     base = data.pop("_base_", None)
     values, origins = {}, {}
     if base is not None:

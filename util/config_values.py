@@ -8,7 +8,11 @@ import string
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
 NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
-                "stop_interval", "poly_power", "max_loss")
+                "stop_interval", "poly_power", "max_loss", "rotation_seed")
+# The fine-tuning modes that act on no convolution, so take neither ft_kernels nor ft_bn.
+# svf.finetune enforces the same rule; it is restated here so that a wrong combination stops
+# before any model is built.
+NO_CONV_MODES = ("freeze", "full", "bn", "bn_weight", "bn_bias")
 # path templates and the placeholders they may use (util/config.py Config.fill)
 TEMPLATES = ("best_copy", "base_weight")
 PLACEHOLDERS = ("dataset", "split", "backbone", "backbone_folder", "arch", "shot")
@@ -112,6 +116,7 @@ def validate(values, origins):
         fail("train_scale", f"key 'train_scale' must be [low, high] with 0 < low <= high; got {lo_hi!r}")
     if not 0 < values["svf_rank_ratio"] <= 1:
         fail("svf_rank_ratio", f"key 'svf_rank_ratio' must be in (0, 1]; got {values['svf_rank_ratio']!r}")
+    _check_finetune_keys(values, fail)
     if not values["test_seeds"]:
         fail("test_seeds", "key 'test_seeds' must list at least one seed")
     if 0 < values["train_num"] < values["batch_size"]:
@@ -124,3 +129,20 @@ def validate(values, origins):
     for key in TEMPLATES:
         _check_template(key, values[key], origins[key])
     return values
+
+
+def _check_finetune_keys(values, fail):
+    """The combinations of mode, ft_kernels, ft_bn, svf_factors and svf_param that svf.finetune
+    refuses (docs/svf.md, Fine-tuning modes)."""
+    mode, kernels = values["mode"], values["ft_kernels"]
+    if kernels != "all" and mode in NO_CONV_MODES:
+        fail("ft_kernels", f"key 'ft_kernels' = {kernels} selects convolutions, but mode {mode} acts on "
+                           "none; use ft_kernels=all")
+    if values["ft_bn"] and mode == "freeze":
+        fail("ft_bn", "key 'ft_bn' with mode freeze is mode bn; use mode=bn")
+    if values["ft_bn"] and (mode in NO_CONV_MODES or (mode == "partial" and kernels == "all")):
+        fail("ft_bn", f"key 'ft_bn': mode {mode} with ft_kernels={kernels} already trains BatchNorm; "
+                      "use ft_bn=false")
+    if values["svf_param"] != "direct" and "S" not in values["svf_factors"]:
+        fail("svf_param", f"key 'svf_param' = {values['svf_param']} reparametrises S, but svf_factors "
+                          f"{values['svf_factors']} does not include S")

@@ -64,6 +64,7 @@ EXPECTED = {  # mode -> predicate on parameter names after finetune (listed stag
     "svf": lambda n: in_stages(n, LISTED) and n.endswith(".S"),
     "scale_out": lambda n: in_stages(n, LISTED) and n.endswith(".scale"),
     "scale_in": lambda n: in_stages(n, LISTED) and n.endswith(".scale"),
+    "rotation": lambda n: in_stages(n, LISTED) and n.endswith(".scale"),
 }
 
 
@@ -114,7 +115,7 @@ def test_svf_leaves_other_stages_dense_and_frozen():
 
 
 def test_trained_values_merge_into_an_equivalent_dense_model():
-    for mode in ("svf", "scale_out", "scale_in"):
+    for mode in ("svf", "scale_out", "scale_in", "rotation"):
         model = make_tiny()
         svf.finetune(model, mode, factors=("U", "S", "V") if mode == "svf" else ("S",))
         with torch.no_grad():
@@ -127,6 +128,8 @@ def test_trained_values_merge_into_an_equivalent_dense_model():
         assert all(type(m) in (nn.Conv2d, nn.Linear) for m in model.modules()
                    if isinstance(m, (nn.Conv2d, nn.Linear, svf.SVDConv2d, svf.SVDLinear,
                                      svf.ChannelScaledLayer)))
+        assert not any(isinstance(m, (svf.SVDConv2d, svf.SVDLinear, svf.ChannelScaledLayer))
+                       for m in model.modules())
         for stage in trained:
             assert torch.allclose(merged[stage], trained[stage], rtol=1e-4, atol=1e-5), mode
 
@@ -155,7 +158,7 @@ def test_summary_table_reads_well():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"mode": "lora"}, "unknown fine-tuning mode 'lora'; expected one of freeze, full, "
-                       "partial, bn, bn_weight, bn_bias, svf, scale_out, scale_in"),
+                       "partial, bn, bn_weight, bn_bias, svf, scale_out, scale_in, rotation$"),
     ({"mode": "svf", "layers": ("layer5",)},
      "unknown layer 'layer5'; expected some of layer0, layer1, layer2, layer3, layer4"),
     ({"mode": "svf", "factors": ("S", "W")}, "unknown factor 'W'; expected one of U, S, V"),
@@ -163,6 +166,20 @@ def test_summary_table_reads_well():
     ({"mode": "svf", "param": "log"}, "unknown param 'log'; expected one of direct, exp"),
     ({"mode": "svf", "factors": ("U",), "param": "exp"}, "param 'exp' reparametrises S"),
     ({"mode": "svf", "rank_ratio": 0}, r"rank_ratio must be a number in \(0, 1\], got 0"),
+    ({"mode": "svf", "param": "exp_both", "factors": ("V",)}, "param 'exp_both' reparametrises S"),
+    ({"mode": "svf", "kernels": "5x5"}, "unknown kernels '5x5'; expected one of all, 3x3, 1x1"),
+    ({"mode": "bn", "kernels": "3x3"}, "kernels '3x3' selects convolutions, but mode 'bn' acts "
+                                       "on none"),
+    ({"mode": "full", "kernels": "1x1"}, "mode 'full' acts on none"),
+    ({"mode": "freeze", "train_bn": True}, "train_bn with mode 'freeze' is mode 'bn'"),
+    ({"mode": "full", "train_bn": True}, "mode 'full' already trains BatchNorm"),
+    ({"mode": "bn_bias", "train_bn": True}, "mode 'bn_bias' already trains BatchNorm"),
+    ({"mode": "partial", "train_bn": True}, "mode 'partial' with kernels 'all' already trains "
+                                            "BatchNorm; train_bn adds nothing"),
+    ({"mode": "svf", "train_bn": 1}, "train_bn must be true or false, got 1"),
+    ({"mode": "rotation", "rotation_seed": -1}, "rotation_seed must be an integer >= 0, got -1"),
+    ({"mode": "svf", "layers": ("layer3",), "kernels": "1x1"},
+     "mode 'svf' with kernels '1x1' finds no Conv2d / Linear layer in layer3"),
 ])
 def test_bad_arguments_give_one_clear_line(kwargs, message):
     model = make_tiny()
