@@ -78,6 +78,10 @@ def test_similarity_maps_follow_the_published_rule():
     expected = direct_similarity(query[0], supports[0, 0], masks[0, 0])
     assert torch.allclose(full[0, 0, 0], expected, atol=1e-6) and expected.min() >= 0 and expected.max() > 0
     assert torch.equal(full[0, 1], torch.zeros(1, 6, 6))  # a support without foreground
+    query.requires_grad_(True)  # training: the similarities are recomputed in backward, same gradients
+    similarity_maps(tap_features(query, supports), (("layer2", "taps"),), masks, (6, 6)).sum().backward()
+    direct = torch.autograd.grad(direct_similarity(query[0], supports[0, 0], masks[0, 0]).sum(), query)[0]
+    assert torch.allclose(query.grad, direct, atol=1e-6) and query.grad.abs().sum() > 0
 
 
 def test_k_shot_averages_the_similarity_maps_per_shot():
