@@ -48,8 +48,8 @@ def load_checkpoint(path):
     (unconverted) or non-finite file."""
     state = torch_load(path, "checkpoint")
     if isinstance(state, dict) and "state_dict" in state and "model" not in state:
-        raise ValueError(f"{path}: a published PFENet / BAM / PSPNet checkpoint; convert it first: "
-                         "python -m tools.convert --arch pfenet|bam|pspnet IN OUT (docs/models.md)")
+        raise ValueError(f"{path}: a published checkpoint; convert it first: python -m tools.convert "
+                         "--arch pfenet|bam|msanet|pspnet IN OUT (docs/models.md)")
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise ValueError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     bad = non_finite(state["model"])

@@ -6,6 +6,7 @@ import shutil
 import torch
 
 from model.backbone import fill_path, pretrained_path
+from model.registry import ARCHS
 
 MIN_FREE_MB = 50
 
@@ -33,12 +34,12 @@ def input_problems(cfg, training):
     if path:
         if not os.path.isfile(path):
             problems.append(f"pretrained {path} does not exist (initmodel/README.md lists where to get it)")
-    if cfg.arch == "bam":
-        path = fill_path(cfg, "base_weight") if cfg.base_weight else ""
+    for key in ARCHS[cfg.arch].model.referenced_parts.values():  # BAM's and MSANet's base learner
+        path = fill_path(cfg, key) if getattr(cfg, key) else ""
         if not os.path.isfile(path):
             command = BASE_LEARNER_COMMAND.format(dataset=cfg.exp_name_or_dataset, split=cfg.split,
                                                   backbone=cfg.backbone)
-            problems.append(f"base_weight {path or repr('')}: BAM's base learner is missing; train it "
+            problems.append(f"{key} {path or repr('')}: {cfg.arch}'s base learner is missing; train it "
                             f"first with: {command}")
     return problems
 

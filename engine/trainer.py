@@ -69,7 +69,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.fold = get_fold(cfg.dataset, cfg.split, cfg.use_split_coco)
         self.model, summary = build_model(cfg, self.fold)
-        self.backbone_frozen = summary.trainable == 0
+        self.backbone_frozen = summary.finetune.trainable == 0
         self.references = weight_references(cfg, self.model, training=True) if self.main else {}
         self.frozen_digest = frozen_digest(self.model)
         self.model.to(self.rt.device)

@@ -59,14 +59,24 @@ def shot_reweighting(shot, trans_dim):
     return nn.Sequential(nn.Conv2d(shot, trans_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(trans_dim, shot, 1))
 
 
+def weighted_over_shots(cue, weights):
+    """sum_k weights[:, k] * cue[:, k]: cue [B, K, ...], weights [B, K]."""
+    return (weights.view(*weights.shape, *(1,) * (cue.dim() - 2)) * cue).sum(1)
+
+
 class BAM(MetaLearner):
     """batch -> {"logits": ensemble, "logits_meta": meta branch, "base_logits": base learner's
-    [B, base classes + 1, H, W]}, all at the input resolution."""
+    [B, base classes + 1, H, W]}, all at the input resolution.
+
+    Subclasses (MSANet) add support cues through `support_cues` / `combine_shots` and size the
+    head's input with `head_in_dim`."""
+
+    gram_at_layer3_size = True  # BAM resizes VGG's layer2 to layer3's size before the Gram matrix
 
     referenced_parts = {"base_learner.": "base_weight"}
 
     def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
-                 aux_weight=1.0):
+                 aux_weight=1.0, head_in_dim=None):
         base_classes = tuple(int(c) for c in base_classes)
         if base_learner.num_classes != len(base_classes) + 1:
             raise ValueError(f"the base learner predicts {base_learner.num_classes} classes; the fold "
@@ -81,7 +91,7 @@ class BAM(MetaLearner):
         self.base_learner = base_learner.requires_grad_(False).eval()
         self.shot = shot
         self.aux_weight = float(aux_weight)
-        self.head = MetaHead(reduce_dim)
+        self.head = MetaHead(reduce_dim, head_in_dim)
         self.gram_merge = identity_merge()
         self.cls_merge = identity_merge()
         self.shot_reweight = shot_reweighting(shot, kshot_trans_dim) if shot > 1 else None
@@ -114,10 +124,8 @@ class BAM(MetaLearner):
 
         distance = self.gram_distance(feats)                      # [B, K]
         weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)
-        w = weights[:, :, None, None, None]
-        prototype = (w * shot_prototypes(supp_feat, feats.support_mask)).sum(1)
-        prior = (w * shot_priors(feats)).sum(1)
-        meta_logits = self.head(query_feat, prototype, prior)
+        cues = self.support_cues(batch, feats, supp_feat)         # name -> [B, K, ...]
+        meta_logits = self.head(query_feat, *self.combine_shots(cues, weights))
 
         base_logits = self.base_logits(query_img, feats)
         base_map = self.base_object_map(base_logits.softmax(1), batch["class_id"])
@@ -127,13 +135,24 @@ class BAM(MetaLearner):
         return {"logits": resize(logits, size), "logits_meta": resize(meta_logits, size),
                 "base_logits": resize(base_logits, size)}
 
+    def support_cues(self, batch, feats, supp_feat):
+        """Each shot's cues for the head, in the head's input order: name -> [B, K, ...]."""
+        return {"prototype": shot_prototypes(supp_feat, feats.support_mask), "prior": shot_priors(feats)}
+
+    def combine_shots(self, cues, weights):
+        """The head's inputs after the query features: every cue weighted over the shots."""
+        return [weighted_over_shots(cue, weights) for cue in cues.values()]
+
     def gram_distance(self, feats):
         """Per shot, the normalised Frobenius distance of the layer2 Gram matrices (layer2 at
-        layer3's resolution, as BAM)."""
-        size = feats.query["layer3"].shape[-2:]
+        layer3's resolution when `gram_at_layer3_size`, as BAM)."""
         b, k = feats.support_mask.shape[:2]
-        query_gram = gram_matrix(resize(feats.query["layer2"], size))
-        supp_gram = gram_matrix(resize(feats.support["layer2"].flatten(0, 1), size)).unflatten(0, (b, k))
+        query2, supp2 = feats.query["layer2"], feats.support["layer2"].flatten(0, 1)
+        if self.gram_at_layer3_size:
+            size = feats.query["layer3"].shape[-2:]
+            query2, supp2 = resize(query2, size), resize(supp2, size)
+        query_gram = gram_matrix(query2)
+        supp_gram = gram_matrix(supp2).unflatten(0, (b, k))
         channels = query_gram.shape[-1]
         return (query_gram.unsqueeze(1) - supp_gram).flatten(2).norm(dim=2) / channels
 
@@ -144,7 +163,11 @@ class BAM(MetaLearner):
             return torch.ones_like(distance)
         ordered, order = distance.sort(dim=1, stable=True)
         weights = self.shot_reweight(ordered[:, :, None, None])[:, :, 0, 0]
-        return weights.gather(1, order.argsort(dim=1)).softmax(1)
+        return self.in_shot_order(weights, order).softmax(1)
+
+    def in_shot_order(self, weights, order):
+        """The re-weighting's outputs, one per sorted distance, put back in shot order."""
+        return weights.gather(1, order.argsort(dim=1))
 
     def base_logits(self, query_img, feats):
         """The frozen base learner's logits at feature resolution (no gradient)."""
@@ -192,11 +215,11 @@ def load_base_learner(cfg, fold, load_weights=True):
     if not load_weights:
         return base
     if not cfg.base_weight:
-        raise ValueError("base_weight is empty: arch bam needs the base learner's checkpoint "
+        raise ValueError(f"base_weight is empty: arch {cfg.arch} needs the base learner's checkpoint "
                          "(default initmodel/PSPNet/{dataset}/split{split}/{backbone}/best.pth)")
     path = fill_path(cfg, "base_weight")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: BAM base learner (PSPNet) not found; train stage 1 "
+        raise FileNotFoundError(f"{path}: base learner (BAM's PSPNet) not found; train stage 1 "
                                 "(arch pspnet) for this dataset, fold and backbone first")
     load_weights_into(base, path, "pspnet")
     return base

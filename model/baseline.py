@@ -14,20 +14,23 @@ from model.common import (ASPP, MetaLearner, backbone_from_config, classifier, c
 
 
 class MetaHead(nn.Module):
-    """query features + prototype + prior -> 2-way logits at feature resolution.
+    """query features and the support cues -> 2-way logits at feature resolution.
 
-    Shared with BAM, whose meta branch is this head."""
+    The inputs are concatenated in the order given (a [B, C, 1, 1] prototype is tiled over the
+    query grid): [query, prototype, prior] = 2 x reduce_dim + 1 channels for the baseline and
+    BAM (the default `in_dim`); MSANet passes more cues and sets `in_dim`."""
 
-    def __init__(self, reduce_dim):
+    def __init__(self, reduce_dim, in_dim=None):
         super().__init__()
-        self.init_merge = conv1x1_relu(2 * reduce_dim + 1, reduce_dim)
+        self.init_merge = conv1x1_relu(in_dim or 2 * reduce_dim + 1, reduce_dim)
         self.aspp = ASPP(reduce_dim)
         self.res1 = conv1x1_relu(5 * reduce_dim, reduce_dim)
         self.res2 = residual_convs(reduce_dim)
         self.cls = classifier(reduce_dim, 2)
 
-    def forward(self, query_feat, prototype, prior):
-        merged = self.init_merge(torch.cat([query_feat, prototype.expand_as(query_feat), prior], 1))
+    def forward(self, query_feat, *cues):
+        size = query_feat.shape[-2:]
+        merged = self.init_merge(torch.cat([query_feat] + [c.expand(-1, -1, *size) for c in cues], 1))
         x = self.res1(self.aspp(merged))
         x = self.res2(x) + x
         return self.cls(x)

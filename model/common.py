@@ -1,6 +1,6 @@
 """Pieces every architecture shares: the model contract, episode encoding, masked average
 pooling, the training-free prior mask, ASPP, small conv blocks and the segmentation loss."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -103,11 +103,15 @@ class EpisodeFeatures:
     """Backbone features of one batch of episodes (B queries, K shots each).
 
     query: stage name -> [B, C, h, w]; support: stage name -> [B, K, C, h, w] (layer4 computed
-    from the masked layer3 features, as PFENet and BAM do); support_mask: [B, K, 1, h3, w3]
-    binary target masks at layer3's resolution; mid-level = concat(layer3, layer2 resized)."""
+    from the masked layer3 features, as PFENet and BAM do, unless encode_episode was told
+    otherwise); support_mask: [B, K, 1, h3, w3] binary target masks at layer3's resolution;
+    query_taps / support_taps: stage name -> list of tap features (the same layouts) for the
+    stages asked for; mid-level = concat(layer3, layer2 resized)."""
     query: dict
     support: dict
     support_mask: torch.Tensor
+    query_taps: dict = field(default_factory=dict)
+    support_taps: dict = field(default_factory=dict)
 
     def query_mid(self):
         return mid_level(self.query["layer2"], self.query["layer3"])
@@ -123,27 +127,38 @@ def mid_level(feat2, feat3):
     return torch.cat([feat3, resize(feat2, feat3.shape[-2:])], 1)
 
 
-def encode_episode(backbone, query_img, support_imgs, support_masks):
-    """Run the backbone once over queries and supports together (stages 0-3), then layer4 on
-    the query and on the masked support features."""
+def encode_episode(backbone, query_img, support_imgs, support_masks, masked_layer4=True, tap_stages=()):
+    """Run the backbone once over queries and supports together. masked_layer4: the supports'
+    layer4 runs on their layer3 features times the mask (PFENet, BAM); False: on the whole
+    image (MSANet masks afterwards). tap_stages: the stages whose taps are kept as well."""
     b, k = support_imgs.shape[:2]
     x = torch.cat([query_img, support_imgs.flatten(0, 1)], 0)
-    feats = {}
-    for name in STAGES[:4]:
-        x = getattr(backbone, name)(x)
-        feats[name] = x
     mask = (support_masks == 1).float().flatten(0, 1).unsqueeze(1)
-    mask = resize(mask, feats["layer3"].shape[-2:])
-    q3, s3 = feats["layer3"][:b], feats["layer3"][b:]
-    feats["layer4"] = backbone.layer4(torch.cat([q3, s3 * mask], 0))
+    feats, taps = {}, {}
+    for name in STAGES:
+        if name == "layer4":
+            mask = resize(mask, feats["layer3"].shape[-2:])
+            if masked_layer4:
+                x = torch.cat([x[:b], x[b:] * mask], 0)
+        if name in tap_stages:
+            x, taps[name] = backbone.stage_with_taps(name, x)
+        else:
+            x = getattr(backbone, name)(x)
+        feats[name] = x
     query = {n: f[:b] for n, f in feats.items()}
     support = {n: f[b:].unflatten(0, (b, k)) for n, f in feats.items()}
-    return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)))
+    query_taps = {n: [t[:b] for t in ts] for n, ts in taps.items()}
+    support_taps = {n: [t[b:].unflatten(0, (b, k)) for t in ts] for n, ts in taps.items()}
+    return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)), query_taps, support_taps)
 
 
 class MetaLearner(SegmentationModel):
     """What the meta-learners share: the backbone, the 1x1 projections (dropout 0.5, as PFENet
-    and BAM) of the query's and the supports' mid-level features, and `embed`."""
+    and BAM) of the query's and the supports' mid-level features, and `embed`.
+    `masked_layer4` and `tap_stages` are passed to encode_episode."""
+
+    masked_layer4 = True
+    tap_stages = ()
 
     def __init__(self, backbone, reduce_dim):
         super().__init__()
@@ -155,7 +170,7 @@ class MetaLearner(SegmentationModel):
     def embed(self, batch):
         """(EpisodeFeatures, query features [B, C, h, w], support features [B, K, C, h, w])."""
         feats = encode_episode(self.backbone, batch["query_img"], batch["support_imgs"],
-                               batch["support_masks"])
+                               batch["support_masks"], self.masked_layer4, self.tap_stages)
         b, k = feats.support_mask.shape[:2]
         query_feat = self.down_query(feats.query_mid())
         supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))

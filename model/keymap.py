@@ -1,4 +1,4 @@
-"""State-dict key names of the published PFENet / BAM / BAM-PSPNet checkpoints <-> ours.
+"""State-dict key names of the published PFENet / BAM / BAM-PSPNet / MSANet checkpoints <-> ours.
 
 One table of prefix rules per architecture (docs/models.md prints them). A rule pairs an upstream
 prefix with ours; `{i}` is an index copied across, shifted by the rule's offset (PFENet's
@@ -78,19 +78,26 @@ HEAD_RULES = {
         Rule("kshot_rw.", "shot_reweight."),
     ),
 }
+# MSANet is BAM's module tree (same names) plus the attention gate and the similarity fusion.
+HEAD_RULES["msanet"] = HEAD_RULES["bam"] + (
+    Rule("gam.", "attention."),
+    Rule("hyper_final.0.", "similarity_fuse.conv."),
+    Rule("hyper_final.1.", "similarity_fuse.bn."),
+)
 
-# Where each architecture keeps the backbone(s) in our state dict. BAM's upstream model has one
-# backbone shared by the meta and the base learner; ours always holds both names (one module
-# when frozen, two copies otherwise), so an upstream backbone key fills both.
+# Where each architecture keeps the backbone(s) in our state dict. BAM's and MSANet's upstream
+# models have one backbone shared by the meta and the base learner; ours always hold both names
+# (one module when frozen, two copies otherwise), so an upstream backbone key fills both.
 BACKBONE_PREFIXES = {
     "pfenet": ("backbone.",),
     "pspnet": ("backbone.",),
     "bam": ("backbone.", "base_learner.backbone."),
+    "msanet": ("backbone.", "base_learner.backbone."),
 }
 
 # Upstream keys that carry no weights of their own: BAM's PSPNet registers its stages twice
 # (layerN and encoder.N), the two hold the same tensors.
-DUPLICATE_PREFIXES = {"pspnet": ("encoder.",), "pfenet": (), "bam": ()}
+DUPLICATE_PREFIXES = {"pspnet": ("encoder.",), "pfenet": (), "bam": (), "msanet": ()}
 
 ARCHS = tuple(HEAD_RULES)
 
@@ -168,13 +175,13 @@ def convert_state_dict(arch, state, children, source="state dict"):
 
 def upstream_state_dict(arch, state, children):
     """Our state dict under the upstream names (the inverse mapping, used by the tests and to
-    document the mapping). BAM's two backbone names collapse into upstream's one."""
+    document the mapping). BAM's and MSANet's two backbone names collapse into upstream's one."""
     upstream = {}
     for key, value in state.items():
         name = to_upstream(arch, key, children)
         if name is None:
             raise ValueError(f"our key {key!r} has no upstream name for arch {arch}")
-        if arch == "bam" and key.startswith("base_learner.backbone."):
+        if key.startswith(BACKBONE_PREFIXES[arch][1:]):
             continue  # the meta backbone's copy of the same upstream key wins
         upstream[name] = value
     return upstream

@@ -1,20 +1,24 @@
-"""Convert a published PFENet / BAM / BAM-PSPNet checkpoint into this project's format.
+"""Convert a published PFENet / BAM / BAM-PSPNet / MSANet checkpoint into this project's format.
 
     python -m tools.convert --arch pfenet --backbone resnet50 PFENet_split0.pth out.pth
     python -m tools.convert --arch bam --backbone resnet50 BAM_split0_1shot.pth out.pth
     python -m tools.convert --arch pspnet --backbone resnet50 initmodel/PSPNet/.../best.pth out.pth
+    python -m tools.convert --arch msanet --backbone vgg16 vgg_5_0_0.6886.pth out.pth
 
 The keys are renamed through model/keymap.py (docs/models.md lists the mapping); the result is
 then loaded strictly into a model of that architecture, built with the sizes the file implies
 (reduce_dim, scales, classes, shots), so a file that converts also loads. Written atomically as
-{"model": state_dict, "arch": ..., "backbone": ..., "converted_from": IN}. A BAM file becomes a
-dense model: load it with mode freeze (BAM's own setting) or full.
+{"model": state_dict, "arch": ..., "backbone": ..., "converted_from": IN}. A BAM or MSANet file
+becomes a dense model: load it with mode freeze (their own setting) or full. A published
+MSANet 5-shot file computes what it was trained to compute with msanet_sorted_shot_weights=true
+(and, for VGG, msanet_last_shot_fine_maps=true); the command says so.
 """
 import os
 
 from model.backbone import BACKBONES, build_backbone
 from model.bam import BAM
 from model.keymap import ARCHS
+from model.msanet import MSANet
 from model.pfenet import PFENet
 from model.pspnet import PSPNet
 from model.weights import UPSTREAM, read_weights
@@ -42,6 +46,7 @@ def model_for(arch, backbone_name, state):
     if arch == "pfenet":
         scales = [2.0 ** -i for i in range(_count(state, "fem.{}.merge."))]
         return PFENet(backbone, reduce_dim=reduce_dim, scales=scales)
+    # bam, msanet: the base learner's classes, the shots and the re-weighting's width
     base_classes = state["base_learner.cls.4.weight"].shape[0] - 1
     base = PSPNet(backbone, num_classes=base_classes + 1,
                   bins=range(1, _count(state, "base_learner.ppm.branches.{}.") + 1))
@@ -51,8 +56,9 @@ def model_for(arch, backbone_name, state):
         trans_dim, shot = state["shot_reweight.0.weight"].shape[:2]
     else:
         shot, trans_dim = 1, 0
-    return BAM(base, range(1, base_classes + 1), shot=shot, reduce_dim=reduce_dim,
-               kshot_trans_dim=trans_dim)
+    meta_learner = MSANet if arch == "msanet" else BAM
+    return meta_learner(base, range(1, base_classes + 1), shot=shot, reduce_dim=reduce_dim,
+                        kshot_trans_dim=trans_dim)
 
 
 def convert(arch, backbone_name, src, dst):
@@ -68,7 +74,7 @@ def convert(arch, backbone_name, src, dst):
     load_strict(model, state, src, f"a {arch} model")
     atomic_torch_save({"model": state, "arch": arch, "backbone": backbone_name,
                        "converted_from": os.fspath(src)}, dst)
-    return len(state)
+    return len(state), getattr(model, "shot", 1)
 
 
 def main(argv=None):
@@ -78,8 +84,13 @@ def main(argv=None):
     parser.add_argument("src", help="published checkpoint ({'state_dict': ...}, upstream key names)")
     parser.add_argument("dst", help="output file in this project's format")
     args = parser.parse_args(argv)
-    count = convert(args.arch, args.backbone, args.src, args.dst)
+    count, shot = convert(args.arch, args.backbone, args.src, args.dst)
     print(f"{args.src} -> {args.dst}: {count} keys, {args.arch} / {args.backbone}, loads strictly")
+    if args.arch == "msanet" and shot > 1:
+        keys = "msanet_sorted_shot_weights=true"
+        if args.backbone == "vgg16":
+            keys += " msanet_last_shot_fine_maps=true"
+        print(f"a published {shot}-shot MSANet computes what it was trained to compute with {keys} (docs/models.md)")
     return 0
 
 

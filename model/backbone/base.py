@@ -11,10 +11,20 @@ class StagedBackbone(nn.Module):
 
     Subclasses assign the five stages as attributes and set `channels`, a dict giving each
     stage's output channels. `forward(x)` returns the five stage outputs in a dict.
+
+    Taps (per-block features, docs/models.md): `stage_with_taps(name, x)` runs one stage and
+    also returns its taps, in order, from the same pass. A tap is what a stage child gives
+    through its own `forward_with_tap(x) -> (output, tap)` (ResNet's Bottleneck: its pre-ReLU
+    residual sum), or the output of a child named in `tap_children[stage]` (VGG: every conv,
+    before its BatchNorm). Both survive svf.finetune, which replaces the layers inside a block
+    and keeps every child's name. `hyper_levels` names the three levels, fine to coarse, that
+    multi-level correlation (MSANet, after HSNet) reads: each a (stage, "taps" | "output") pair.
     """
 
     stages = STAGES
     channels: dict
+    tap_children = {}
+    hyper_levels = (("layer2", "taps"), ("layer3", "taps"), ("layer4", "taps"))
 
     def forward(self, x):
         outputs = OrderedDict()
@@ -22,6 +32,25 @@ class StagedBackbone(nn.Module):
             x = getattr(self, name)(x)
             outputs[name] = x
         return outputs
+
+    def _gives_tap(self, stage, child_name, child):
+        return hasattr(child, "forward_with_tap") or child_name in self.tap_children.get(stage, ())
+
+    def stage_with_taps(self, name, x):
+        """(output, taps) of stage `name` on x: the output equals getattr(self, name)(x)."""
+        taps = []
+        for child_name, child in getattr(self, name).named_children():
+            if hasattr(child, "forward_with_tap"):
+                x, tap = child.forward_with_tap(x)
+            else:
+                x = tap = child(x)
+            if self._gives_tap(name, child_name, child):
+                taps.append(tap)
+        return x, taps
+
+    def tap_count(self, name):
+        """How many taps stage `name` gives."""
+        return sum(self._gives_tap(name, n, c) for n, c in getattr(self, name).named_children())
 
     @staticmethod
     def upstream_key(key):

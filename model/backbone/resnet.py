@@ -3,12 +3,14 @@ layout. layer3 uses dilation 2 and layer4 dilation 4 in every block, stride 1 (P
 from collections import OrderedDict
 
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .base import StagedBackbone, init_weights
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (carries the stride and dilation), 1x1 expand x4, residual add."""
+    """1x1 reduce, 3x3 (carries the stride and dilation), 1x1 expand x4, residual add, ReLU.
+    Its tap (StagedBackbone.stage_with_taps) is the residual sum before the final ReLU."""
 
     expansion = 4
 
@@ -24,12 +26,19 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x):
+    def residual_sum(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.bn3(self.conv3(out)) + identity
+
+    def forward(self, x):
+        return self.relu(self.residual_sum(x))
+
+    def forward_with_tap(self, x):
+        """(output, tap): the tap is kept apart from the output's in-place ReLU."""
+        tap = self.residual_sum(x)
+        return F.relu(tap), tap
 
 
 def _conv_bn_relu(index, cin, cout, kernel, stride, padding):

@@ -46,7 +46,7 @@ def config(tmp_path, synthetic_voc, data_cache_dir):
     (["best_copy=out/{fold}.pth"], "key 'best_copy' = 'out/{fold}.pth' uses unknown placeholder {fold}"),
     (["data_root=/nowhere/at/all"], "data_root /nowhere/at/all is not a directory"),
     (["pretrained=/nowhere/w.pth"], "pretrained /nowhere/w.pth does not exist"),
-    (["arch=bam", "base_weight=/nowhere/{split}.pth"], "base_weight /nowhere/0.pth: BAM's base learner is missing"),
+    (["arch=bam", "base_weight=/nowhere/{split}.pth"], "base_weight /nowhere/0.pth: bam's base learner is missing"),
 ])
 def test_bad_training_inputs(config, overrides, culprit):
     assert culprit in one_line_error(trainer_command(config, *overrides))

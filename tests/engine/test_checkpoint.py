@@ -30,7 +30,7 @@ def test_round_trip_leaves_no_temporary_file(tmp_path):
 def test_foreign_and_broken_files(tmp_path):
     published = tmp_path / "pfenet.pth"
     torch.save({"state_dict": {"layer0.0.weight": torch.zeros(1)}}, published)
-    with pytest.raises(ValueError, match=r"published PFENet / BAM / PSPNet checkpoint; convert it first: "
+    with pytest.raises(ValueError, match=r"a published checkpoint; convert it first: "
                                          r"python -m tools.convert"):
         load_checkpoint(str(published))
     truncated = tmp_path / "cut.pth"

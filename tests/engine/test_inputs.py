@@ -26,7 +26,7 @@ def test_all_missing_inputs_in_one_line(tmp_path):
                  f"train_list {tmp_path / 'train.txt'} does not exist",
                  f"val_list {tmp_path / 'val.txt'} does not exist",
                  f"pretrained {tmp_path / 'vgg.pth'} does not exist",
-                 f"base_weight {tmp_path}/PSPNet/pascal/split2/vgg16/best.pth: BAM's base learner is "
+                 f"base_weight {tmp_path}/PSPNet/pascal/split2/vgg16/best.pth: bam's base learner is "
                  "missing; train it first with: sh train.sh pascal split2 vgg16 base"):
         assert part in message
 

@@ -1,11 +1,14 @@
-"""Backbones: stage shapes and channels, PFENet's dilation rule, strict loading of public files."""
+"""Backbones: stage shapes and channels, PFENet's dilation rule, strict loading of public files,
+the per-block taps (with every fine-tuning mode)."""
 import subprocess
 import sys
 
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+import svf
 from model.backbone import BACKBONES, build_backbone
 from tools.exactness import randomise_batchnorm
 
@@ -186,3 +189,58 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1), "layer": nn.ReLU()}, path)
     with pytest.raises(ValueError, match=r"object.pth: not a readable pretrained weight file .*\(it holds Python objects"):
         build_backbone("resnet50", pretrained=path)
+
+
+def all_taps(backbone, x):
+    """{stage: taps}, and whether every stage's output equals the plain stage call."""
+    taps, same = {}, True
+    for stage in backbone.stages:
+        out, taps[stage] = backbone.stage_with_taps(stage, x)
+        same = same and torch.equal(out, getattr(backbone, stage)(x))
+        x = out
+    return taps, same
+
+
+@pytest.mark.parametrize("name, counts, levels", [
+    ("resnet50", [0, 3, 4, 6, 3], [("layer2", "taps"), ("layer3", "taps"), ("layer4", "taps")]),
+    ("resnet101", [0, 3, 4, 23, 3], [("layer2", "taps"), ("layer3", "taps"), ("layer4", "taps")]),
+    ("vgg16", [2, 2, 3, 3, 3], [("layer3", "taps"), ("layer4", "taps"), ("layer4", "output")])])
+def test_taps_come_from_the_same_pass(name, counts, levels):
+    backbone = build_backbone(name).eval()
+    randomise_batchnorm(backbone, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        taps, same = all_taps(backbone, torch.randn(1, 3, 49, 49))
+        assert same and [len(taps[s]) for s in backbone.stages] == counts
+        assert [backbone.tap_count(s) for s in backbone.stages] == counts
+        assert list(backbone.hyper_levels) == levels
+        x = backbone.layer2(backbone.layer1(backbone.layer0(torch.randn(1, 3, 49, 49))))
+        stage = backbone.layer3
+        _, taps3 = backbone.stage_with_taps("layer3", x)
+        if name == "vgg16":  # each conv's output, before its BatchNorm
+            assert torch.equal(taps3[0], stage[0](x)) and torch.equal(taps3[1], stage[3](stage[2](stage[1](taps3[0]))))
+        else:  # each bottleneck's residual sum, before its last ReLU
+            block = stage[0]
+            inner = F.relu(block.bn2(block.conv2(F.relu(block.bn1(block.conv1(x))))))
+            assert torch.equal(taps3[0], block.bn3(block.conv3(inner)) + block.downsample(x))
+            assert (taps3[0] < 0).any()
+            assert torch.equal(F.relu(taps3[-1]), backbone.layer3(x))
+
+
+@pytest.mark.parametrize("name, mode", [("resnet50", "svf"), ("resnet50", "scale_in"), ("resnet50", "bn"),
+                                        ("vgg16", "svf"), ("vgg16", "scale_out"), ("vgg16", "partial")])
+def test_taps_survive_the_fine_tuning_modes(name, mode):
+    backbone = build_backbone(name).eval()
+    x = torch.randn(1, 3, 41, 41)
+    with torch.no_grad():
+        before, _ = all_taps(backbone, x)
+    svf.finetune(backbone, mode, layers=("layer4",))  # one stage keeps the SVD step short
+    with torch.no_grad():
+        after, same = all_taps(backbone, x)
+        layer3 = backbone.layer3(backbone.layer2(backbone.layer1(backbone.layer0(x))))
+    assert same
+    for stage, taps in before.items():
+        assert len(after[stage]) == len(taps)
+        for old, new in zip(taps, after[stage]):  # SVD layers at full rank: the dense network
+            assert torch.allclose(new, old, rtol=1e-4, atol=1e-4 * old.abs().max().item())
+    backbone.stage_with_taps("layer4", layer3)[1][0].sum().backward()  # taps carry gradients
+    assert any(p.grad is not None for p in backbone.layer4.parameters() if p.requires_grad)

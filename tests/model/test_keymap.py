@@ -1,20 +1,23 @@
-"""Published PFENet / BAM / BAM-PSPNet checkpoints: the key mapping, strict round trips with
-identical outputs, and the `python -m tools.convert` command."""
+"""Published PFENet / BAM / BAM-PSPNet / MSANet checkpoints: the key mapping, strict round trips
+with identical outputs, and the `python -m tools.convert` command."""
 import subprocess
 import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model.backbone import build_backbone
 from model.bam import BAM
-from model.keymap import convert_state_dict, stage_children, upstream_state_dict
+from model.keymap import HEAD_RULES, Rule, convert_state_dict, stage_children, upstream_state_dict
+from model.msanet import MSANet
 from tools.convert import main as convert_main
 from util.cli import run_main
 from model.pfenet import PFENet
 from model.pspnet import PSPNet
 from model.weights import load_weights, read_weights
 from tests.helpers.model import PASCAL_FOLD0_BASE, make_batch, randomise
+from tests.model import upstream_msanet as upstream
 from engine.checkpoint import load_checkpoint, load_model_weights
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -175,3 +178,87 @@ def test_convert_command(tmp_path, capsys):
         error = str(exit_info.value.code)  # sys.exit(str): printed on stderr, exit status 1
         assert error.startswith("error: ") and message in error and "\n" not in error
     assert not (tmp_path / "again.pth").exists()
+
+
+# MSANet: the upstream state dict comes from an independent description (tests/model/upstream_msanet.py);
+# every tensor must land where the description says, and every module must compute what upstream's does.
+def msanet(backbone, shot, dim=32):
+    return MSANet(PSPNet(build_backbone(backbone), num_classes=16), PASCAL_FOLD0_BASE, shot=shot, reduce_dim=dim)
+
+
+def misplaced(model, backbone, U):
+    """What did not land where it belongs: backbone tensors by name (both of our copies), head
+    modules by what they compute (model in eval mode)."""
+    copies = {"backbone": model.backbone.state_dict(), "base learner": model.base_learner.backbone.state_dict()}
+    wrong = [f"{copy}: {key}" for key in upstream.backbone_shapes(backbone) for copy, state in copies.items()
+             if not torch.equal(state[upstream.our_backbone_key(backbone, key)], U[key])]
+    gen = torch.Generator().manual_seed(1)
+    dim, mid = model.down_query[0].out_channels, model.down_query[0].in_channels
+    mid_feat, merged, feat = torch.randn(2, mid, 5, 5, generator=gen), torch.randn(1, 3 * dim + 65, 9, 9, generator=gen), \
+        torch.randn(2, dim, 6, 6, generator=gen)
+    meta, base_map, est = torch.rand(1, 2, 4, 4, generator=gen).softmax(1), torch.rand(1, 1, 4, 4, generator=gen), torch.rand(1)
+    mask = (torch.rand(2, 1, 6, 6, generator=gen) > 0.5).float()
+    maps = torch.randn(1, model.similarity_fuse.conv.in_channels, 5, 5, generator=gen)
+    layer4 = torch.randn(1, model.backbone.channels["layer4"], 7, 7, generator=gen)
+    checks = {
+        "down_query": (model.down_query(mid_feat), F.relu(upstream.conv(U, "down_query.0", mid_feat))),
+        "down_supp": (model.down_supp(mid_feat), F.relu(upstream.conv(U, "down_supp.0", mid_feat))),
+        "meta head": (model.head(merged[:, :dim], merged[:, dim:]), upstream.meta_head(U, merged)),
+        "ensemble": (model.ensemble(meta, base_map, est), upstream.ensemble(U, meta, base_map, est.expand_as(base_map))),
+        "attention": (model.attention(feat, mask), upstream.attention(U, feat, mask)),
+        "similarity fusion": (model.similarity_fuse(maps), upstream.similarity_fuse(U, maps)),
+        "base learner": (model.base_learner.classify(layer4), upstream.base_learner(U, layer4))}
+    if model.shot > 1:
+        distances = torch.rand(2, model.shot, 1, 1, generator=gen)
+        checks["shot re-weighting"] = (model.shot_reweight(distances), upstream.shot_reweight(U, distances))
+    return wrong + [name for name, (ours, theirs) in checks.items() if not torch.allclose(ours, theirs, atol=1e-6)]
+
+
+def test_msanet_description_has_the_published_key_and_parameter_counts():
+    counts = {(b, s): len(upstream.msanet_shapes(b, s)) for b in ("resnet50", "resnet101", "vgg16") for s in (1, 5)}
+    assert counts == {("resnet50", 1): 394, ("resnet50", 5): 398, ("resnet101", 1): 700, ("resnet101", 5): 704,
+                      ("vgg16", 1): 155, ("vgg16", 5): 159}
+    learnable = sum(torch.Size(shape).numel() for key, shape in upstream.msanet_shapes("resnet50").items()
+                    if not key.startswith(("layer", "learner_base.")) and "running" not in key
+                    and "num_batches" not in key)
+    assert learnable == 5_131_782
+
+
+@pytest.mark.parametrize("backbone, shot, prefix", [
+    ("resnet50", 1, "module."), ("resnet50", 5, ""), ("vgg16", 5, "module."), ("resnet101", 1, "")])
+def test_published_msanet_lands_where_it_belongs(tmp_path, backbone, shot, prefix):
+    U = upstream.random_state(upstream.msanet_shapes(backbone, shot, dim=32))
+    torch.save({"epoch": 33.5, "state_dict": {prefix + k: v for k, v in U.items()}}, tmp_path / "MSANet.pth")
+    model = msanet(backbone, shot)
+    assert load_weights(model, tmp_path / "MSANet.pth", "msanet") == "upstream"  # strict
+    with torch.no_grad():
+        assert misplaced(model.eval(), backbone, U) == []
+    assert sorted(upstream_state_dict("msanet", model.state_dict(), stage_children(model.backbone))) == sorted(U)
+
+
+@pytest.mark.parametrize("swap, caught", [
+    ((Rule("ASPP_meta.layer6_2.0.", "head.aspp.branches.2."), Rule("ASPP_meta.layer6_3.0.", "head.aspp.branches.1.")),
+     ["meta head"]),
+    ((Rule("down_query.", "down_supp."), Rule("down_supp.", "down_query.")), ["down_query", "down_supp"])])
+def test_a_wrong_one_to_one_rule_is_caught(tmp_path, monkeypatch, swap, caught):
+    monkeypatch.setitem(HEAD_RULES, "msanet", swap + HEAD_RULES["msanet"])  # the first matching rule wins
+    U = upstream.random_state(upstream.msanet_shapes("vgg16", 1, dim=32))
+    torch.save({"state_dict": U}, tmp_path / "MSANet.pth")
+    model = msanet("vgg16", 1)
+    load_weights(model, tmp_path / "MSANet.pth", "msanet")  # same shapes: loads without complaint
+    with torch.no_grad():
+        assert misplaced(model.eval(), "vgg16", U) == caught
+
+
+def test_convert_command_for_msanet(tmp_path, capsys):
+    U = upstream.random_state(upstream.msanet_shapes("vgg16", 5, dim=32))
+    torch.save({"epoch": 1, "state_dict": {"module." + k: v for k, v in U.items()}}, tmp_path / "vgg_5_0.pth")
+    assert convert_main(["--arch", "msanet", "--backbone", "vgg16", str(tmp_path / "vgg_5_0.pth"),
+                         str(tmp_path / "ours.pth")]) == 0
+    out = capsys.readouterr().out
+    assert "loads strictly" in out
+    assert "msanet_sorted_shot_weights=true msanet_last_shot_fine_maps=true" in out
+    model = msanet("vgg16", 5)
+    load_model_weights(model, load_checkpoint(str(tmp_path / "ours.pth")), "ours.pth")
+    with torch.no_grad():
+        assert misplaced(model.eval(), "vgg16", U) == []
