@@ -9,6 +9,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from util.data.folds import IGNORE_LABEL
+
 DEVICES = ("auto", "cpu", "cuda")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
@@ -83,6 +85,15 @@ class Runtime:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+def step_pixel_counts(batch, keys=("query_mask", "query_base_mask")):
+    """{target key: valid pixels of this step over every process / the number of processes},
+    for model.common.segmentation_loss under DDP (one all_reduce)."""
+    present = [k for k in keys if k in batch]
+    counts = torch.stack([(batch[k] != IGNORE_LABEL).sum() for k in present]).double()
+    dist.all_reduce(counts)
+    return {k: (c / dist.get_world_size()).float() for k, c in zip(present, counts)}
 
 
 def to_device(batch, device):

@@ -26,8 +26,9 @@ from engine.model_state import (frozen_digest, inference_state, restore_training
                                 weight_references)
 from engine.optim import build_optimizer, lr_factor, set_lr
 from engine.run_dir import RunDir, stamped
-from engine.runtime import Runtime, barrier, freeze_batchnorm, to_device
+from engine.runtime import Runtime, barrier, freeze_batchnorm, step_pixel_counts, to_device
 from model.backbone import fill_path
+from model.common import PIXEL_COUNTS
 from model.registry import build_model
 from util.config import save_config
 from util.data.folds import get_fold
@@ -159,6 +160,8 @@ class Trainer:
             lr = set_lr(self.optimizer, cfg.base_lr,
                         lr_factor(it, self.total_iters, cfg.schedule, cfg.poly_power, cfg.warmup_iters))
             batch = to_device(batch, rt.device)
+            if rt.dist.enabled:  # losses normalised by the step's pixels over every process
+                batch[PIXEL_COUNTS] = step_pixel_counts(batch)
             with rt.autocast():
                 outputs = self.net(batch)
                 loss, parts = self.model.loss(outputs, batch)

@@ -197,14 +197,13 @@ class BAM(MetaLearner):
         """Ensemble cross-entropy + aux_weight x the meta branch's, as BAM. The base learner's
         cross-entropy (frozen: no gradient) is logged as `base` when the batch has
         `query_base_mask`; BAM adds it to the printed total, we keep it out."""
-        target = batch["query_mask"]
-        main = segmentation_loss(outputs["logits"], target)
-        meta = segmentation_loss(outputs["logits_meta"], target)
+        main = segmentation_loss(outputs["logits"], batch)
+        meta = segmentation_loss(outputs["logits_meta"], batch)
         loss = main + self.aux_weight * meta
         parts = {"loss": loss.detach(), "main": main.detach(), "meta": meta.detach()}
         if "query_base_mask" in batch:
             with torch.no_grad():
-                parts["base"] = segmentation_loss(outputs["base_logits"], batch["query_base_mask"])
+                parts["base"] = segmentation_loss(outputs["base_logits"], batch, "query_base_mask")
         return loss, parts
 
 

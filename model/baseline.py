@@ -50,7 +50,7 @@ class Baseline(MetaLearner):
         return {"logits": resize(logits, batch["query_img"].shape[-2:])}
 
     def loss(self, outputs, batch):
-        loss = segmentation_loss(outputs["logits"], batch["query_mask"])
+        loss = segmentation_loss(outputs["logits"], batch)
         return loss, {"loss": loss.detach()}
 
 

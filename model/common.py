@@ -127,10 +127,32 @@ def mid_level(feat2, feat3):
     return torch.cat([feat3, resize(feat2, feat3.shape[-2:])], 1)
 
 
+def _batchnorm_trains(module):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
+
+
+def _run_stage(backbone, name, x, b, k, taps):
+    """Stage `name` on x = [B queries, B*K supports]: one call, or, when a BatchNorm of the
+    stage is in train mode, one call for the queries and one per shot, so that no image's
+    batch statistics mix the query with its supports (PFENet's passes). Returns (out, taps)."""
+    def call(part):
+        return backbone.stage_with_taps(name, part) if taps else (getattr(backbone, name)(part), [])
+
+    if not _batchnorm_trains(getattr(backbone, name)):
+        return call(x)
+    shots = x[b:].unflatten(0, (b, k))
+    parts = [call(x[:b])] + [call(shots[:, i]) for i in range(k)]
+
+    def join(tensors):  # back to [queries, supports in (B, K) order]
+        return torch.cat([tensors[0], torch.stack(tensors[1:], 1).flatten(0, 1)], 0)
+    return join([out for out, _ in parts]), [join(list(t)) for t in zip(*(tp for _, tp in parts))]
+
+
 def encode_episode(backbone, query_img, support_imgs, support_masks, masked_layer4=True, tap_stages=()):
-    """Run the backbone once over queries and supports together. masked_layer4: the supports'
-    layer4 runs on their layer3 features times the mask (PFENet, BAM); False: on the whole
-    image (MSANet masks afterwards). tap_stages: the stages whose taps are kept as well."""
+    """Run the backbone once over queries and supports together (separately when its BatchNorm
+    trains, see _run_stage). masked_layer4: the supports' layer4 runs on their layer3 features
+    times the mask (PFENet, BAM); False: on the whole image (MSANet masks afterwards).
+    tap_stages: the stages whose taps are kept as well."""
     b, k = support_imgs.shape[:2]
     x = torch.cat([query_img, support_imgs.flatten(0, 1)], 0)
     mask = (support_masks == 1).float().flatten(0, 1).unsqueeze(1)
@@ -140,10 +162,9 @@ def encode_episode(backbone, query_img, support_imgs, support_masks, masked_laye
             mask = resize(mask, feats["layer3"].shape[-2:])
             if masked_layer4:
                 x = torch.cat([x[:b], x[b:] * mask], 0)
+        x, stage_taps = _run_stage(backbone, name, x, b, k, name in tap_stages)
         if name in tap_stages:
-            x, taps[name] = backbone.stage_with_taps(name, x)
-        else:
-            x = getattr(backbone, name)(x)
+            taps[name] = stage_taps
         feats[name] = x
     query = {n: f[:b] for n, f in feats.items()}
     support = {n: f[b:].unflatten(0, (b, k)) for n, f in feats.items()}
@@ -196,6 +217,17 @@ def shot_prototypes(support_mid, support_mask):
     return protos.unflatten(0, (b, k))
 
 
-def segmentation_loss(logits, target):
-    """Pixel-wise cross-entropy, 255 ignored (mean over the valid pixels)."""
-    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_LABEL)
+# batch key of the engine's pixel counts: {target key: valid pixels of the whole step / processes}
+PIXEL_COUNTS = "pixel_counts"
+
+
+def segmentation_loss(logits, batch, key="query_mask"):
+    """Pixel-wise cross-entropy of `logits` against batch[key], 255 ignored: the mean over the
+    valid pixels. Under DDP the engine puts the valid pixels of the whole step (over every
+    process) divided by the number of processes in batch[PIXEL_COUNTS][key]; dividing the sum
+    by it makes the averaged gradients those of one process on the whole batch."""
+    target = batch[key].long()
+    count = batch.get(PIXEL_COUNTS, {}).get(key)
+    if count is None:
+        return F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL, reduction="sum") / count

@@ -105,9 +105,9 @@ class PFENet(MetaLearner):
     def loss(self, outputs, batch):
         """Cross-entropy of the final logits + aux_weight x the mean over scales of each
         scale's cross-entropy (aux logits upsampled to the label's size), as PFENet."""
-        target = batch["query_mask"]
-        main = segmentation_loss(outputs["logits"], target)
-        aux = sum(segmentation_loss(resize(outputs[f"aux_logits_{i}"], target.shape[-2:]), target)
+        size = batch["query_mask"].shape[-2:]
+        main = segmentation_loss(outputs["logits"], batch)
+        aux = sum(segmentation_loss(resize(outputs[f"aux_logits_{i}"], size), batch)
                   for i in range(len(self.scales))) / len(self.scales)
         loss = main + self.aux_weight * aux
         return loss, {"loss": loss.detach(), "main": main.detach(), "aux": aux.detach()}

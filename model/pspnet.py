@@ -70,7 +70,7 @@ class PSPNet(SegmentationModel):
         return {"logits": resize(self.classify(self.encode(img)), img.shape[-2:])}
 
     def loss(self, outputs, batch):
-        loss = segmentation_loss(outputs["logits"], batch["query_base_mask"])
+        loss = segmentation_loss(outputs["logits"], batch, "query_base_mask")
         return loss, {"loss": loss.detach()}
 
 

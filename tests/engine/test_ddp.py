@@ -1,7 +1,8 @@
 """Two processes under torchrun (gloo, CPU) agree with one process on the whole batch.
 
-Dropout is switched off in both runs (tests/engine/ddp_entry.py), so the only differences left are
-the order of floating-point sums and the per-process mean of the loss over valid pixels."""
+Dropout is switched off in both runs (tests/engine/ddp_entry.py) and the losses are normalised by
+the step's valid pixels over both processes, so the only difference left is the order of
+floating-point sums: the updates agree to about 1e-5."""
 import glob
 import os
 import re
@@ -42,9 +43,13 @@ def test_two_processes_agree_with_one(tmp_path, synthetic_voc, data_cache_dir):
     init = torch.load(tmp_path / "one" / "init.pth", weights_only=True)
     moved = [k for k in one if not torch.equal(init[k], one[k])]
     assert moved
-    for k in moved:
+    eps = torch.finfo(torch.float32).eps
+    for k in moved:  # each update agrees to 1e-5 of itself, up to the rounding of the stored weight
         d1, d2 = (one[k] - init[k]).double(), (two[k] - init[k]).double()
-        assert (d1 - d2).norm() <= 0.1 * d1.norm() + 1e-12, k
+        allowed = 1e-5 * d1.norm() + 2 * eps * one[k].double().norm()
+        assert (d1 - d2).norm() <= allowed, (k, ((d1 - d2).norm() / d1.norm()).item())
+    head = [k for k in moved if not k.startswith("backbone.")]
+    assert head  # the head's updates are far above the rounding: the check has teeth there
     # validation sums are all-reduced: both runs score the same 6 episodes, the same way
     val = []
     for d in ("one", "two"):
