@@ -11,7 +11,7 @@ it; it costs no memory when another op keeps it anyway (the ReLU before a ResNet
 import torch
 import torch.nn.functional as F
 
-from .two_conv import pair
+from .two_conv import bias_grad, geometry
 
 
 def dense_blocks(u, s, v):
@@ -27,7 +27,7 @@ class RebuiltSingularValues(torch.autograd.Function):
         weight = dense_blocks(u, s, v).reshape(weight_shape)
         y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
         ctx.save_for_backward(x, u, s, v)
-        ctx.geometry = (weight_shape, pair(stride), pair(padding), pair(dilation), groups)
+        ctx.geometry = geometry(weight_shape, stride, padding, dilation, groups)
         return y
 
     @staticmethod
@@ -44,6 +44,5 @@ class RebuiltSingularValues(torch.autograd.Function):
         if needs_s:
             grad_w = grad_w.reshape(u.shape[0], u.shape[1], v.shape[2]).to(u.dtype)
             grad_s = (torch.matmul(u.transpose(1, 2), grad_w) * v).sum(2)
-        total = torch.promote_types(dtype, torch.float32)
-        grad_bias = grad_y.sum((0, 2, 3), dtype=total) if ctx.needs_input_grad[4] else None
+        grad_bias = bias_grad(grad_y) if ctx.needs_input_grad[4] else None
         return grad_x, None, grad_s, None, grad_bias, None, None, None, None, None

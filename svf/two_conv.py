@@ -17,8 +17,17 @@ import torch
 import torch.nn.functional as F
 
 
-def pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+def geometry(shape, stride, padding, dilation, groups):
+    """What a convolution backward needs besides tensors: (shape, stride, padding, dilation as
+    pairs, groups)."""
+    def pair(value):
+        return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    return shape, pair(stride), pair(padding), pair(dilation), groups
+
+
+def bias_grad(grad_y):
+    """The bias gradient, summed in at least float32 (autocast gradients are half precision)."""
+    return grad_y.sum((0, 2, 3), dtype=torch.promote_types(grad_y.dtype, torch.float32))
 
 
 def same_memory_format(weight, like):
@@ -46,7 +55,7 @@ class TwoConvSingularValues(torch.autograd.Function):
         y = F.conv2d(a, _fold(up, s, groups), bias, 1, 0, 1, groups)
         ctx.save_for_backward(x if keep_input else a, down, s, up)
         ctx.keep_input, ctx.a_dtype = keep_input, a.dtype
-        ctx.geometry = (x.shape, pair(stride), pair(padding), pair(dilation), groups)
+        ctx.geometry = geometry(x.shape, stride, padding, dilation, groups)
         return y
 
     @staticmethod
@@ -54,7 +63,6 @@ class TwoConvSingularValues(torch.autograd.Function):
         kept, down, s, up = ctx.saved_tensors
         x_shape, stride, padding, dilation, groups = ctx.geometry
         dtype = grad_y.dtype
-        total = torch.promote_types(dtype, torch.float32)  # sums over pixels: at least float32
         b = F.conv_transpose2d(grad_y, up.to(dtype), groups=groups)
         grad_s = None
         if ctx.needs_input_grad[2]:
@@ -62,6 +70,7 @@ class TwoConvSingularValues(torch.autograd.Function):
             if ctx.keep_input:
                 a = F.conv2d(kept.to(ctx.a_dtype), down.to(ctx.a_dtype), None, stride, padding,
                              dilation, groups)
+            total = torch.promote_types(a.dtype, torch.float32)  # a sum over every pixel
             grad_s = (a * b.to(a.dtype)).sum((0, 2, 3), dtype=total).to(s.dtype)
         grad_x = None
         if ctx.needs_input_grad[0]:
@@ -70,5 +79,5 @@ class TwoConvSingularValues(torch.autograd.Function):
             grad_x = torch.ops.aten.convolution_backward(
                 b, shape_only, scaled_down, None, stride, padding, dilation, False, (0, 0),
                 groups, (True, False, False))[0]
-        grad_bias = grad_y.sum((0, 2, 3), dtype=total) if ctx.needs_input_grad[4] else None
+        grad_bias = bias_grad(grad_y) if ctx.needs_input_grad[4] else None
         return grad_x, None, grad_s, None, grad_bias, None, None, None, None, None
