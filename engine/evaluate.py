@@ -1,4 +1,8 @@
-"""Score a model on a loader of val episodes (or base-class images) with engine.metrics."""
+"""Score a model on a loader of val episodes (or base-class images) with engine.metrics.
+
+batch_size_val batches the loading, the forward and the scoring. On the CPU the model still
+runs one sample at a time: there larger convolutions only add memory traffic (at 129 px, 16
+demo episodes in one forward took 1.17 x as long as one at a time)."""
 import time
 
 import torch
@@ -7,6 +11,24 @@ from engine.metrics import FewShotEvaluator, SemanticEvaluator
 from engine.runtime import to_device
 
 ALL_FOREGROUND = "all_foreground"
+CPU_SAMPLES_PER_FORWARD = 1
+
+
+def _slice(batch, start, stop):
+    return {k: v[start:stop] for k, v in batch.items()}
+
+
+def predict(model, batch, runtime):
+    """model(batch)'s "logits*" outputs, the batch split into CPU_SAMPLES_PER_FORWARD-sized
+    forwards on the CPU (each sample's output does not depend on the others in eval mode)."""
+    size = batch["query_img"].shape[0]
+    step = CPU_SAMPLES_PER_FORWARD if runtime.device.type == "cpu" else size
+    parts = []
+    for start in range(0, size, step):
+        with runtime.autocast():
+            outputs = model(_slice(batch, start, start + step) if step < size else batch)
+        parts.append({k: v for k, v in outputs.items() if k.startswith("logits")})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def evaluator_factory(model, fold, cfg):
@@ -36,9 +58,8 @@ def evaluate(model, loader, runtime, new_evaluator):
     start = time.time()
     for batch in loader:
         batch = to_device(batch, runtime.device)
-        with runtime.autocast():
-            outputs = model(batch)
-        names = sorted(k for k in outputs if k.startswith("logits"))
+        outputs = predict(model, batch, runtime)
+        names = sorted(outputs)
         if model.task == "episodes":
             outputs = dict(outputs, **{ALL_FOREGROUND: _all_foreground_logits(batch)})
             names.append(ALL_FOREGROUND)

@@ -8,6 +8,9 @@ per class over every pixel (the base learner's mIoU). Pixels labelled 255 are ig
 Both keep their sums in one float64 tensor, so several processes merge them with one
 all_reduce. `update(logits, batch)` turns logits into predictions at the evaluation resolution:
 the input resolution, or with `ori_resize` the original label's (docs/protocol.md, Transforms).
+It scores a whole batch with a few tensor operations on the logits' device (samples whose
+original labels have the same longer side together) and copies the counts to the CPU once per
+such group, so batches pay on a GPU.
 """
 import torch
 import torch.nn.functional as F
@@ -28,23 +31,44 @@ def intersection_union(pred, target, num_classes, ignore_index=IGNORE_LABEL):
     return inter.double().cpu(), (area_pred + area_target - inter).double().cpu()
 
 
-def predictions(logits, batch, target_key, ori_resize):
-    """Yield (pred, target) pairs: bilinear (align_corners=True) upsampling, then argmax.
+def binary_counts(pred, target, ignore_index=IGNORE_LABEL):
+    """Per-sample background / foreground intersection and union of binary predictions.
 
-    Without ori_resize, the whole batch at the target's resolution. With it, one pair per sample:
-    the logits upsampled to L x L (L = longer side of the original label), the original label
-    cropped from its 255-padded L x L canvas.
-    """
+    pred, target [n, h, w] (0 = background, 1 = target, target 255 ignored) -> int64 [n, 4] on
+    the CPU: I_bg, I_fg, U_bg, U_fg (one copy from the device)."""
+    valid = target != ignore_index
+    fg_t, bg_t = target == 1, target == 0
+    fg_p, bg_p = (pred == 1) & valid, (pred == 0) & valid
+    i_fg, i_bg = (fg_p & fg_t).sum((1, 2)), (bg_p & bg_t).sum((1, 2))
+    other = (valid & ~fg_t & ~bg_t).sum((1, 2))
+    counts = torch.stack([i_bg, i_fg, bg_p.sum((1, 2)) + bg_t.sum((1, 2)) - i_bg,
+                          fg_p.sum((1, 2)) + fg_t.sum((1, 2)) - i_fg, other], 1).cpu()
+    if counts[:, 4].any():
+        bad = target[valid & ~fg_t & ~bg_t]
+        raise ValueError(f"label values must be in 0..1 or {ignore_index}; "
+                         f"got {bad.min().item()}..{bad.max().item()}")
+    return counts[:, :4]
+
+
+def predictions(logits, batch, target_key, ori_resize):
+    """Yield (pred [n, h, w], target [n, h, w], sample indices): bilinear (align_corners=True)
+    upsampling, then argmax.
+
+    Without ori_resize, the whole batch at the target's resolution. With it, one group per
+    distinct L (L = longer side of the original label): those samples' logits upsampled to
+    L x L, their original labels cropped from the 255-padded canvas."""
     if not ori_resize:
         target = batch[target_key]
         up = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=True)
-        yield up.argmax(1), target.to(up.device)
+        yield up.argmax(1), target.to(up.device), list(range(logits.shape[0]))
         return
-    targets, sizes = batch[target_key + "_ori"], batch["ori_size"]
-    for i in range(logits.shape[0]):
-        side = int(sizes[i].max())
-        up = F.interpolate(logits[i:i + 1].float(), size=(side, side), mode="bilinear", align_corners=True)
-        yield up.argmax(1)[0], targets[i, :side, :side].to(up.device)
+    targets = batch[target_key + "_ori"]
+    sides = batch["ori_size"].max(1).values.tolist()
+    for side in sorted(set(sides)):
+        index = [i for i, s in enumerate(sides) if s == side]
+        group = logits if len(index) == len(sides) else logits[index]
+        up = F.interpolate(group.float(), size=(side, side), mode="bilinear", align_corners=True)
+        yield up.argmax(1), targets[index, :side, :side].to(up.device), index
 
 
 class _SummedMetric:
@@ -87,28 +111,28 @@ class FewShotEvaluator(_SummedMetric):
 
     def add(self, pred, target, class_id):
         """Score one episode (pred and target of the same shape; 0 = background, 1 = target)."""
-        slot = self.slot.get(int(class_id))
-        if slot is None:
-            raise ValueError(f"class {int(class_id)} is not one of this evaluator's classes {self.class_ids}")
-        inter, union = intersection_union(pred, target, 2)
-        n, s = self._n, self.state
-        s[0:2] += inter
-        s[2:4] += union
-        s[4 + slot] += inter[1]
-        s[4 + n + slot] += union[1]
-        s[4 + 2 * n + slot] += 1
+        self.add_episodes(pred.reshape(1, 1, -1), target.reshape(1, 1, -1), [class_id])
+
+    def add_episodes(self, pred, target, class_ids):
+        """Score n episodes: pred, target [n, h, w], class_ids n class ids."""
+        slots = []
+        for c in class_ids:
+            if int(c) not in self.slot:
+                raise ValueError(f"class {int(c)} is not one of this evaluator's classes {self.class_ids}")
+            slots.append(self.slot[int(c)])
+        counts = binary_counts(pred, target).double()
+        n, delta = self._n, torch.zeros_like(self.state)
+        delta[0:4] = counts.sum(0)
+        slots = torch.tensor(slots)
+        delta.index_add_(0, 4 + slots, counts[:, 1])
+        delta.index_add_(0, 4 + n + slots, counts[:, 3])
+        delta.index_add_(0, 4 + 2 * n + slots, torch.ones_like(counts[:, 0]))
+        self.state += delta
 
     def update(self, logits, batch):
         class_ids = batch["class_id"].view(-1).tolist()
-        i = 0
-        for pred, target in predictions(logits, batch, self.target_key, self.ori_resize):
-            if pred.dim() == 2:
-                self.add(pred, target, class_ids[i])
-                i += 1
-            else:
-                for p, t in zip(pred, target):
-                    self.add(p, t, class_ids[i])
-                    i += 1
+        for pred, target, index in predictions(logits, batch, self.target_key, self.ori_resize):
+            self.add_episodes(pred, target, [class_ids[i] for i in index])
 
     def result(self):
         """dict(miou, fbiou, class_iou {class: IoU}, episodes, missing_classes, missing_rule).
@@ -143,7 +167,7 @@ class SemanticEvaluator(_SummedMetric):
         self.state[2 * c] += pred.shape[0] if pred.dim() == 3 else 1
 
     def update(self, logits, batch):
-        for pred, target in predictions(logits, batch, self.target_key, self.ori_resize):
+        for pred, target, _ in predictions(logits, batch, self.target_key, self.ori_resize):
             self.add(pred, target)
 
     def result(self):

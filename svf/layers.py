@@ -6,10 +6,15 @@ forward picks one of three computations ("auto"):
 * no factor needs a gradient (frozen layer, evaluation): one dense op with a weight rebuilt
   once and cached until a factor changes (in-place updates bump the tensors' versions);
 * U or V trains: rebuild the dense weight each forward (autograd projects dW on the factors);
-* only S trains: two convolutions (svf.two_conv, which keeps only the rank-r activation for
-  the backward) or rebuild, whichever svf.cost expects to be cheaper for this input size.
+* only S trains: two convolutions (svf.two_conv) or rebuild (svf.rebuild); svf.cost picks the
+  one that keeps less for the backward, then the one expected to be cheaper for this input
+  size. Neither keeps a weight-sized tensor; both keep the input when another op keeps it
+  anyway (a ReLU keeps its output).
 
 `compute` may be set to "two_conv" or "rebuild" to force one path (benchmarks, tests).
+`keep` (convs) is "least" (the default: keep the least memory for the backward, then the
+faster path) or "activation" (two_conv keeps the rank-r activation, never the input, and the
+faster path is used: fewer operations, more memory).
 """
 import math
 
@@ -17,11 +22,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cost import prefer_two_conv
+from .cost import keeps_input, kept_by_producer, prefer_two_conv
 from .decompose import decompose
+from .rebuild import RebuiltSingularValues, dense_blocks
 from .two_conv import TwoConvSingularValues
 
 COMPUTE_PATHS = ("auto", "two_conv", "rebuild")
+KEEP_CHOICES = ("least", "activation")
 
 
 class _SVDLayer(nn.Module):
@@ -42,8 +49,7 @@ class _SVDLayer(nn.Module):
 
     def _fill_dense(self, layer):
         """Write U diag(S) V^T (computed in float64) and the bias into the dense `layer`."""
-        blocks = torch.matmul(self.U.double() * self.singular_values().double().unsqueeze(1),
-                              self.V.double())
+        blocks = dense_blocks(self.U.double(), self.singular_values().double(), self.V.double())
         layer.weight.copy_(blocks.reshape(layer.weight.shape))
         layer.weight.requires_grad_(self._dense_trainable())
         if self.bias is not None:
@@ -89,7 +95,7 @@ class _SVDLayer(nn.Module):
 
     def _weight_blocks(self):
         """U diag(S) V^T per group: [groups, out/groups, cols]."""
-        return torch.matmul(self.U * self.singular_values().unsqueeze(1), self.V)
+        return dense_blocks(self.U, self.singular_values(), self.V)
 
     def _cached_weight(self):
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self._factors())
@@ -99,7 +105,9 @@ class _SVDLayer(nn.Module):
             self._cache_key = key
         return self._cache
 
-    def _choose_path(self, positions, input_needs_grad):
+    def _choose_path(self, positions, input_needs_grad, keep_input, memory_first=True):
+        """"cached", "rebuild" or "two_conv" for an input of `positions` output positions
+        (batch included); keep_input: whether two_conv would keep its input (svf.cost)."""
         if self.compute != "auto":
             return self.compute
         factors = self._factors()
@@ -108,7 +116,8 @@ class _SVDLayer(nn.Module):
         if self.U.requires_grad or self.V.requires_grad:
             return "rebuild"
         groups, rows, rank = self.U.shape
-        if prefer_two_conv(positions, groups, rows, rank, self.V.shape[2], input_needs_grad):
+        if prefer_two_conv(positions, groups, rows, rank, self.V.shape[2], input_needs_grad,
+                           keep_input, memory_first):
             return "two_conv"
         return "rebuild"
 
@@ -118,6 +127,8 @@ class _SVDLayer(nn.Module):
     def __setattr__(self, name, value):
         if name == "compute" and value not in COMPUTE_PATHS:
             raise ValueError(f"compute must be one of {', '.join(COMPUTE_PATHS)}, got {value!r}")
+        if name == "keep" and value not in KEEP_CHOICES:
+            raise ValueError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {value!r}")
         super().__setattr__(name, value)
 
     def __getstate__(self):  # the cache is derived data: never pickle or deep-copy it
@@ -145,6 +156,7 @@ class SVDConv2d(_SVDLayer):
             setattr(self, name, getattr(layer, name))
         self._set_factors(layer.weight, layer.groups, rank)
         self._copy_bias(layer)
+        self.keep = "least"
 
     def _conv(self, x, weight, bias, groups):
         if self.padding_mode != "zeros":
@@ -156,30 +168,50 @@ class SVDConv2d(_SVDLayer):
         shape = (self.out_channels, self.in_channels // self.groups) + tuple(self.kernel_size)
         return self._weight_blocks().reshape(shape)
 
-    def forward(self, x):
+    def plan(self, x):
+        """(computation, whether two_conv keeps its input) for input x: see svf.cost."""
         positions = x.numel() // (x.shape[-3] * self.stride[0] * self.stride[1])
-        path = self._choose_path(positions, x.requires_grad)
+        if self.keep == "activation":
+            return self._choose_path(positions, x.requires_grad, False, memory_first=False), False
+        padded = self.padding_mode != "zeros" or isinstance(self.padding, str)
+        keep = keeps_input(not padded and kept_by_producer(x), x.numel(),
+                           positions * self.S.numel())
+        return self._choose_path(positions, x.requires_grad, keep), keep
+
+    def forward(self, x):
+        path, keep_input = self.plan(x)
         if path == "cached":
             return self._conv(x, self._cached_weight(), self.bias, self.groups)
-        if path == "rebuild":
-            return self._conv(x, self._dense_weight(), self.bias, self.groups)
-        return self._two_conv(x)
-
-    def _two_conv(self, x):
         groups, rows, rank = self.U.shape
-        down = self.V.reshape((groups * rank, self.in_channels // groups) + self.kernel_size)
-        up = self.U.reshape(groups * rows, rank, 1, 1)
-        s = self.singular_values().reshape(groups * rank)
-        if self.U.requires_grad or self.V.requires_grad:  # forced path: plain autograd
-            hidden = self._conv(x, down, None, groups) * s.view(-1, 1, 1)
-            return F.conv2d(hidden, up, self.bias, 1, 0, 1, groups)
+        if self.U.requires_grad or self.V.requires_grad:  # plain autograd projects dW
+            if path == "rebuild":
+                return self._conv(x, self._dense_weight(), self.bias, self.groups)
+            down = self.V.reshape((groups * rank, self.in_channels // groups) + self.kernel_size)
+            hidden = self._conv(x, down, None, groups) * self.singular_values().view(-1, 1, 1)
+            return F.conv2d(hidden, self.U.reshape(groups * rows, rank, 1, 1), self.bias, 1, 0,
+                            1, groups)
+        return self._train_singular_values(x, path, keep_input)
+
+    def _train_singular_values(self, x, path, keep_input):
+        """Only S (or S') trains: svf.two_conv or svf.rebuild, which keep only x or `a`."""
         padding = self.padding
         if self.padding_mode != "zeros" or isinstance(padding, str):
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
             x, padding = F.pad(x, self._reversed_padding_repeated_twice, mode=mode), 0
         unbatched = x.dim() == 3
-        y = TwoConvSingularValues.apply(x.unsqueeze(0) if unbatched else x, down, s, up,
-                                        self.bias, self.stride, padding, self.dilation, groups)
+        x = x.unsqueeze(0) if unbatched else x
+        groups, rows, rank = self.U.shape
+        s = self.singular_values()
+        if path == "rebuild":
+            shape = (self.out_channels, self.in_channels // groups) + tuple(self.kernel_size)
+            y = RebuiltSingularValues.apply(x, self.U, s, self.V, self.bias, shape, self.stride,
+                                            padding, self.dilation, groups)
+        else:
+            down = self.V.reshape((groups * rank, self.in_channels // groups) + self.kernel_size)
+            up = self.U.reshape(groups * rows, rank, 1, 1)
+            y = TwoConvSingularValues.apply(x, down, s.reshape(groups * rank), up, self.bias,
+                                            self.stride, padding, self.dilation, groups,
+                                            keep_input)
         return y.squeeze(0) if unbatched else y
 
     @torch.no_grad()
@@ -219,8 +251,9 @@ class SVDLinear(_SVDLayer):
         return self._weight_blocks()[0]
 
     def forward(self, x):
-        positions = math.prod(x.shape[:-1])
-        path = self._choose_path(positions, x.requires_grad)
+        # Only S training: the two matmuls keep the rank-r hidden activation (never larger
+        # than x), the autograd rebuild keeps x and the weight, so the two matmuls are used.
+        path = self._choose_path(math.prod(x.shape[:-1]), x.requires_grad, keep_input=False)
         if path == "cached":
             return F.linear(x, self._cached_weight(), self.bias)
         if path == "rebuild":

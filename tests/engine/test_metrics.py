@@ -85,3 +85,57 @@ def test_a_class_without_episodes_counts_zero_or_is_skipped():
     assert math.isnan(FewShotEvaluator([1], missing="skip").result()["miou"])
     with pytest.raises(ValueError, match="missing 'drop' is invalid; expected one of zero, skip"):
         FewShotEvaluator([1], missing="drop")
+
+
+
+def ragged_batch(sides, seed=0):
+    """16 episodes whose original labels have different sizes, padded as collation pads them."""
+    g = torch.Generator().manual_seed(seed)
+    n, canvas = len(sides), max(max(s) for s in sides)
+    ori = torch.full((n, canvas, canvas), 255, dtype=torch.int64)
+    for i, (h, w) in enumerate(sides):
+        label = torch.randint(0, 2, (h, w), generator=g)
+        label[0, : w // 3] = 255
+        ori[i, :h, :w] = label
+    return {"query_mask_ori": ori, "ori_size": torch.tensor(sides),
+            "query_mask": torch.randint(0, 2, (n, 9, 9), generator=g),
+            "class_id": torch.tensor([1 + i % 3 for i in range(n)])}
+
+
+@pytest.mark.parametrize("ori_resize", [True, False])
+def test_batch_of_16_scores_like_one_episode_at_a_time(ori_resize):
+    sides = [(7, 11), (11, 7), (11, 11), (5, 9), (9, 5), (13, 6), (7, 11), (6, 13)] * 2
+    batch = ragged_batch(sides)
+    logits = torch.randn(16, 2, 9, 9, generator=torch.Generator().manual_seed(1))
+    batched = FewShotEvaluator([1, 2, 3], ori_resize=ori_resize)
+    batched.update(logits, batch)
+    single = FewShotEvaluator([1, 2, 3], ori_resize=ori_resize)
+    for i in range(16):
+        single.update(logits[i:i + 1], {k: v[i:i + 1] for k, v in batch.items()})
+    assert torch.equal(batched.state, single.state)
+    assert batched.result()["episodes"] == 16
+
+
+def test_label_values_outside_the_binary_range_are_an_error():
+    with pytest.raises(ValueError, match="label values must be in 0..1 or 255; got 2..2"):
+        FewShotEvaluator([1]).add(t([[0, 1]]), t([[1, 2]]), 1)
+
+
+def test_cpu_forward_runs_one_sample_at_a_time():
+    from types import SimpleNamespace
+
+    from engine.evaluate import predict
+
+    class Doubler(torch.nn.Module):
+        seen = []
+
+        def forward(self, batch):
+            self.seen.append(batch["query_img"].shape[0])
+            x = batch["query_img"]
+            return {"logits": x * 2, "logits_meta": x + 1, "aux": x.sum()}
+
+    batch = {"query_img": torch.randn(5, 2, 3, 3), "query_name": list("abcde")}
+    runtime = SimpleNamespace(device=torch.device("cpu"), autocast=lambda: torch.no_grad())
+    out = predict(Doubler(), batch, runtime)
+    assert Doubler.seen == [1] * 5 and set(out) == {"logits", "logits_meta"}
+    assert torch.equal(out["logits"], batch["query_img"] * 2)

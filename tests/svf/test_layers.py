@@ -187,3 +187,87 @@ def test_double_precision_layers_stay_double():
     assert layer.U.dtype == layer.S.dtype == torch.float64
     x = torch.randn(1, 3, 6, 6, dtype=torch.float64)
     assert rel_err(layer(x), dense(x)) < 1e-12
+
+
+def saved_storages(fn, params):
+    """Storage pointers of the tensors autograd saves while fn() runs, parameters excluded."""
+    excluded = {p.untyped_storage().data_ptr() for p in params}
+    seen = set()
+
+    def pack(t):
+        seen.add(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return seen - excluded, out
+
+
+@pytest.mark.parametrize("path", ["two_conv", "rebuild"])
+def test_only_the_input_is_kept_when_a_relu_keeps_it(path):
+    """Behind a ReLU (which keeps its output) the layer keeps nothing else: no rank-r
+    activation, no rebuilt weight."""
+    torch.manual_seed(0)
+    layer = svd_train_s(svf.SVDConv2d.from_dense(nn.Conv2d(16, 8, 3, padding=1)), path)
+    x = torch.relu(torch.randn(2, 16, 9, 9, requires_grad=True))
+    kept, y = saved_storages(lambda: layer(x), layer.parameters())
+    assert kept == {x.untyped_storage().data_ptr()}
+    y.sum().backward()
+    assert layer.S.grad is not None and torch.isfinite(layer.S.grad).all()
+
+
+def test_two_conv_keeps_the_smaller_of_input_and_rank_r_activation():
+    torch.manual_seed(0)
+    layer = svd_train_s(svf.SVDConv2d.from_dense(nn.Conv2d(16, 4, 1, bias=False)), "auto")
+    x = torch.randn(2, 16, 9, 9)  # needs no gradient and nothing else keeps it
+    kept, _ = saved_storages(lambda: layer(x), layer.parameters())
+    assert layer.plan(x) == ("two_conv", False)
+    assert len(kept) == 1 and x.untyped_storage().data_ptr() not in kept  # `a`: 4 channels
+    layer.keep = "activation"
+    assert layer.plan(torch.relu(x.requires_grad_()))[1] is False
+    with pytest.raises(ValueError, match="keep must be one of least, activation"):
+        layer.keep = "input"
+
+
+@pytest.mark.parametrize("keep", ["least", "activation"])
+@pytest.mark.parametrize("path", ["two_conv", "rebuild"])
+def test_gradients_behind_a_relu_match_the_dense_layer(path, keep):
+    """The input kept and `a` recomputed in the backward give the dense layer's gradients."""
+    torch.manual_seed(0)
+    dense = nn.Conv2d(6, 10, 3, stride=2, padding=2, dilation=2)
+    leaf = torch.randn(2, 6, 13, 11, requires_grad=True)
+    g = torch.randn_like(dense(torch.relu(leaf)))
+    dense(torch.relu(leaf)).backward(g)
+    grad_x_ref = leaf.grad.clone()
+    w = dense.weight.detach().clone().requires_grad_(True)
+    torch.nn.functional.conv2d(torch.relu(leaf.detach()), w, None, 2, 2, 2).backward(g)
+    layer = svd_train_s(svf.SVDConv2d.from_dense(dense), path)
+    layer.keep = keep
+    leaf.grad = None
+    layer(torch.relu(leaf)).backward(g)
+    expected_s = torch.einsum("or,oc,rc->r", layer.U[0], w.grad.reshape(10, -1), layer.V[0])
+    assert rel_err(leaf.grad, grad_x_ref) < 1e-5
+    assert rel_err(layer.S.grad[0], expected_s) < 1e-5
+    assert rel_err(layer.bias.grad, dense.bias.grad) < 1e-5
+
+
+@pytest.mark.parametrize("path", ["two_conv", "rebuild"])
+def test_bf16_autocast_and_channels_last(path):
+    """Under autocast the backward runs in the gradient's dtype and sums dS in float32;
+    channels_last inputs give the same results."""
+    torch.manual_seed(0)
+    dense = nn.Conv2d(8, 12, 3, padding=1)
+    x = torch.randn(2, 8, 10, 10)
+    reference = svd_train_s(svf.SVDConv2d.from_dense(dense), path)
+    y_ref = reference(torch.relu(x.requires_grad_()))
+    y_ref.sum().backward()
+    layer = svd_train_s(svf.SVDConv2d.from_dense(dense), path)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(torch.relu(x))
+    assert y.dtype == torch.bfloat16 and rel_err(y.float(), y_ref) < 2e-2
+    y.float().sum().backward()
+    assert layer.S.grad.dtype == torch.float32 and rel_err(layer.S.grad, reference.S.grad) < 3e-2
+    layer.zero_grad()
+    y = layer(torch.relu(x.contiguous(memory_format=torch.channels_last)))
+    y.sum().backward()
+    assert rel_err(y, y_ref) < 1e-5 and rel_err(layer.S.grad, reference.S.grad) < 1e-5
