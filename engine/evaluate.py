@@ -46,10 +46,11 @@ def _all_foreground_logits(batch):
 
 
 @torch.no_grad()
-def evaluate(model, loader, runtime, new_evaluator):
+def evaluate(model, loader, runtime, new_evaluator, on_batch=()):
     """Run every batch once; every output whose key starts with "logits" gets its own evaluator,
     and on episode tasks the trivial all-foreground prediction is scored on the same episodes,
-    as a floor to beat.
+    as a floor to beat. Each of `on_batch` is called as fn(batch, outputs) after a batch is
+    scored (a progress bar, engine.pictures.EpisodePictures).
 
     Returns (results: name -> evaluator.result(), seconds). Under DDP every process scores its
     share and the sums are all-reduced, so every process returns the totals."""
@@ -67,6 +68,8 @@ def evaluate(model, loader, runtime, new_evaluator):
             if name not in evaluators:
                 evaluators[name] = new_evaluator()
             evaluators[name].update(outputs[name], batch)
+        for fn in on_batch:
+            fn(batch, outputs)
     for ev in evaluators.values():
         ev.all_reduce()
     return {name: ev.result() for name, ev in evaluators.items()}, time.time() - start

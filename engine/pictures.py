@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.metrics import intersection_union
+from engine.metrics import intersection_union, predictions
 from util.data.label_io import write_png_atomic
 from util.data.transforms import MEAN, STD
 
@@ -96,11 +96,39 @@ def episode_file_name(batch, sample, iou):
     return f"{index:05d}_class{class_id}_iou{100 * iou:.2f}.png"
 
 
-def write_episode(out_dir, batch, prediction, sample=0):
-    """Write episode_panel as PNG into `out_dir`, named by episode_file_name with the IoU of
-    `prediction` against the query mask at the input resolution; returns the path."""
+def episode_picture(batch, prediction, sample=0):
+    """(file name, panel) of episode `sample`: episode_panel, named by episode_file_name with
+    the IoU of `prediction` against the query mask at the input resolution."""
     target = _numpy(batch["query_mask"][sample])
     iou = foreground_iou(_fit(prediction, target.shape), target)
-    path = os.path.join(out_dir, episode_file_name(batch, sample, iou))
-    write_png_atomic(path, episode_panel(batch, prediction, sample))
+    return episode_file_name(batch, sample, iou), episode_panel(batch, prediction, sample)
+
+
+def write_episode(out_dir, batch, prediction, sample=0):
+    """Write episode_picture's panel as PNG into `out_dir`; returns the path."""
+    name, panel = episode_picture(batch, prediction, sample)
+    path = os.path.join(out_dir, name)
+    write_png_atomic(path, panel)
     return path
+
+
+class EpisodePictures:
+    """The pictures of the first `count` episodes an evaluation sees (an `on_batch` callback
+    of engine.evaluate.evaluate): written as PNG into `out_dir` when it is given, otherwise
+    kept in `panels` as (name, RGB array) for tensorboard. The prediction is the argmax of
+    the "logits" output upsampled to the query's input resolution."""
+
+    def __init__(self, count, out_dir=None):
+        self.left, self.out_dir, self.panels, self.written = count, out_dir, [], []
+
+    def __call__(self, batch, outputs):
+        if self.left <= 0:
+            return
+        batch = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        predicted, _, _ = next(predictions(outputs["logits"].cpu(), batch, "query_mask", False))
+        for sample in range(min(self.left, predicted.shape[0])):
+            if self.out_dir is None:
+                self.panels.append(episode_picture(batch, predicted[sample], sample))
+            else:
+                self.written.append(write_episode(self.out_dir, batch, predicted[sample], sample))
+            self.left -= 1

@@ -3,8 +3,10 @@
 Prints mIoU, FB-IoU and per-class IoU per seed, then the mean and the standard deviation over
 the seeds (population std, ddof=0), writes them to result/test_<weight>-<time>.json (one record
 per test; NaN is written as null), and ends with one line:
-`<dataset> fold <k>: mIoU 0.xx, all-foreground 0.yy`. A fold class without an episode is a
-warning in the log and the record (`miou_missing` says how it counts).
+`<dataset> fold <k>: mIoU xx.xx, all-foreground yy.yy` (percent, as papers print them). A fold
+class without an episode is a warning in the log and the record (`miou_missing` says how it
+counts). One progress bar covers every seed; `visualize=N` writes pictures of the first N
+episodes of every seed next to the record (engine/pictures.py).
 """
 import glob
 import os
@@ -16,6 +18,8 @@ from engine.inference import load_trained_model, resolve_weight
 from engine.inputs import check_inputs
 from engine.loaders import build_dataset, build_loader
 from engine.logger import get_logger
+from engine.pictures import EpisodePictures
+from engine.progress import TestProgress
 from engine.run_dir import stamped
 from engine.runtime import Runtime
 from util.fileio import atomic_write_json
@@ -66,6 +70,14 @@ def missing_class_warning(seed, name, result):
             f"they {how} (miou_missing={result['missing_rule']}); raise test_num")
 
 
+def episode_pictures(cfg, model, record_path, seed, main):
+    """EpisodePictures writing `visualize` episodes of `seed` into <record>/seed<seed>/ (the
+    record's path without .json; the main process's share under DDP), or None."""
+    if not cfg.visualize or not main or model.task != "episodes":
+        return None
+    return EpisodePictures(cfg.visualize, os.path.join(os.path.splitext(record_path)[0], f"seed{seed}"))
+
+
 def run_test(cfg):
     check_inputs(cfg, training=False)
     resolve_weight(cfg)
@@ -80,13 +92,21 @@ def run_test(cfg):
     seeds = cfg.test_seeds if model.task == "episodes" else cfg.test_seeds[:1]
     log.info(f"testing {weight}: {cfg.arch} on {cfg.backbone}, {cfg.shot}-shot, {cfg.dataset} fold "
              f"{cfg.split}, {cfg.test_num} episodes x {len(seeds)} seeds, ori_resize={cfg.ori_resize}")
-    per_seed, warnings = [], []
+    record_path = new_record_path(cfg.replace(weight=weight))
+    per_seed, warnings, progress = [], [], None
     for seed in seeds:
         dataset = build_dataset(cfg, fold, model.task, "val", seed)
         loader = build_loader(dataset, cfg.batch_size_val, False, seed, rt.dist, cfg.workers,
                               rt.device.type == "cuda")
-        results, seconds = evaluate(model, loader, rt, new_evaluator)
+        progress = progress or TestProgress(len(seeds), len(loader), main)
+        on_batch = [progress]
+        pictures = episode_pictures(cfg, model, record_path, seed, main)
+        if pictures:
+            on_batch.append(pictures)
+        results, seconds = evaluate(model, loader, rt, new_evaluator, on_batch)
         per_seed.append({"seed": seed, "results": results, "seconds": seconds})
+        if pictures:
+            log.info(f"seed {seed}: {len(pictures.written)} episode pictures in {pictures.out_dir}")
         for name, r in results.items():
             extra = f"  FB-IoU {r['fbiou']:.4f}" if "fbiou" in r else ""
             log.info(f"seed {seed} {name}: mIoU {r['miou']:.4f}{extra}  per class: {class_line(r)}")
@@ -95,6 +115,7 @@ def run_test(cfg):
                 warnings.append(warning)
                 log.warning(warning)
         log.info(f"seed {seed}: {len(dataset)} samples in {seconds:.1f}s")
+    progress.close()
     summary = summarise(per_seed)
     for name, s in summary.items():
         fb = f"  FB-IoU {s['fbiou']['mean']:.4f} ± {s['fbiou']['std']:.4f}" if "fbiou" in s else ""
@@ -102,13 +123,13 @@ def run_test(cfg):
     if main:
         record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary,
                   "warnings": warnings}
-        path = new_record_path(cfg.replace(weight=weight))
-        atomic_write_json(path, record, indent=1)
-        log.info(f"results written to {path}")
-    final = summary["logits"]["miou"]["mean"]
+        atomic_write_json(record_path, record, indent=1)
+        log.info(f"results written to {record_path}")
+    final = 100 * summary["logits"]["miou"]["mean"]
     where = f"{cfg.exp_name_or_dataset} fold {cfg.split}"
     if ALL_FOREGROUND in summary:
-        log.info(f"{where}: mIoU {final:.2f}, all-foreground {summary[ALL_FOREGROUND]['miou']['mean']:.2f}")
+        floor = 100 * summary[ALL_FOREGROUND]["miou"]["mean"]
+        log.info(f"{where}: mIoU {final:.2f}, all-foreground {floor:.2f}")
     else:
         log.info(f"{where} base learner: mIoU {final:.2f} over the base classes")
     return summary

@@ -25,6 +25,8 @@ from engine.logger import get_logger
 from engine.model_state import (frozen_digest, inference_state, restore_training_state, training_state,
                                 weight_references)
 from engine.optim import build_optimizer, lr_factor, set_lr
+from engine.pictures import EpisodePictures
+from engine.progress import guessed_validation_seconds, training_eta, validations_left
 from engine.run_dir import RunDir, stamped
 from engine.runtime import Runtime, barrier, freeze_batchnorm, step_pixel_counts, to_device
 from model.backbone import fill_path
@@ -106,6 +108,7 @@ class Trainer:
         self.state = {"epoch": 0, "iteration": 0, "best_miou": -1.0, "best_epoch": 0,
                       "epochs_since_best": 0}
         self.writer = None
+        self.validation_seconds = None  # the last validation's time, for the estimate
         if cfg.resume:
             self._resume(cfg.resume)
 
@@ -194,8 +197,18 @@ class Trainer:
         raise DivergedError(f"the run diverged at epoch {epoch + 1}, iteration {it + 1} ({shown}; max_loss "
                             f"{limit:g}); {kept} in {self.run.snapshot}; lower base_lr or check the data")
 
+    def _eta_seconds(self, epoch, sec_per_iter):
+        """The remaining steps and validations (guessed until one validation was timed)."""
+        cfg = self.cfg
+        per_validation = self.validation_seconds
+        if per_validation is None:
+            per_validation = guessed_validation_seconds(len(self.val_loader), cfg.batch_size_val,
+                                                        cfg.batch_size, sec_per_iter)
+        return training_eta(self.total_iters - self.state["iteration"], sec_per_iter,
+                            validations_left(epoch, cfg.epochs, cfg.val_every), per_validation)
+
     def _log_train(self, epoch, i, means, lr, sec_per_iter):
-        left = (self.total_iters - self.state["iteration"]) * sec_per_iter
+        left = self._eta_seconds(epoch, sec_per_iter)
         parts = "  ".join(f"{k} {v:.4f}" for k, v in means.items())
         self.log.info(f"epoch {epoch + 1}/{self.cfg.epochs} iter {i}/{self.iters_per_epoch}  {parts}  "
                       f"lr {lr:.3e}  {sec_per_iter:.2f}s/it  eta {left / 60:.1f} min")
@@ -205,13 +218,19 @@ class Trainer:
             self.writer.add_scalar("train/lr", lr, self.state["iteration"])
 
     def validate(self, epoch):
-        results, seconds = evaluate(self.model, self.val_loader, self.rt, self.new_evaluator)
+        pictures = EpisodePictures(self.cfg.visualize if self.writer is not None else 0)
+        results, seconds = evaluate(self.model, self.val_loader, self.rt, self.new_evaluator,
+                                    [pictures] if self.model.task == "episodes" else [])
+        self.validation_seconds = seconds
         lines = [format_result(name, r) for name, r in results.items()]
         self.log.info(f"val epoch {epoch + 1}: " + " | ".join(lines) + f"  ({seconds:.0f}s)")
         if self.writer is not None:
             for name, r in results.items():
                 if name != ALL_FOREGROUND:
                     self.writer.add_scalar(f"val/{name}_miou", r["miou"], epoch + 1)
+            for n, (name, panel) in enumerate(pictures.panels):  # the same episodes every epoch
+                self.writer.add_image(f"val/episode{n}", panel, epoch + 1, dataformats="HWC")
+                self.writer.add_text(f"val/episode{n}", name, epoch + 1)
         return results["logits"]["miou"]
 
     def fit(self):

@@ -58,7 +58,7 @@ class Check:
 
     def table(self):
         def fmt(value, spec):
-            return "-" if value is None else format(value, spec)
+            return "-".rjust(int(spec.split(".")[0])) if value is None else format(value, spec)
         out = [f"{'arch':<10} {'run':<22} {'rate':>11} {'peak MB':>9}  notes"]
         for arch, run, rate, memory, note in self.rows:
             out.append(f"{arch:<10} {run:<22} {fmt(rate, '11.2f')} {fmt(memory, '9.0f')}  {note}")

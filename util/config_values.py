@@ -8,7 +8,7 @@ import string
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
 NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
-                "stop_interval", "poly_power", "max_loss", "rotation_seed")
+                "stop_interval", "poly_power", "max_loss", "rotation_seed", "visualize")
 # The fine-tuning modes that act on no convolution, so take neither ft_kernels nor ft_bn.
 # svf.finetune enforces the same rule; it is restated here so that a wrong combination stops
 # before any model is built.

@@ -1,5 +1,6 @@
 """test.py's engine: per-seed and mean results, the JSON record, the final line, batched
-evaluation equal to one episode at a time, and a missing checkpoint."""
+evaluation equal to one episode at a time, episode pictures (test.py's files, validation's
+tensorboard images), and a missing checkpoint."""
 import glob
 import json
 import os
@@ -23,7 +24,7 @@ from util.fileio import REPO_ROOT
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, synthetic_voc, data_cache_dir):
     tmp = tmp_path_factory.mktemp("trained")
-    cfg = tiny_config(tmp, synthetic_voc, data_cache_dir)
+    cfg = tiny_config(tmp, synthetic_voc, data_cache_dir).replace(visualize=2)
     Trainer(cfg).fit()
     return tmp, cfg
 
@@ -38,7 +39,7 @@ def test_output_format_and_record(trained, synthetic_voc, data_cache_dir):
     for seed in (11, 12):
         assert any(re.match(rf"seed {seed} logits: mIoU 0\.\d{{4}}  FB-IoU 0\.\d{{4}}  per class: 1: ", l) for l in lines)
     assert any(re.match(r"mean over 2 seeds, logits: mIoU 0\.\d{4} ± 0\.\d{4}  FB-IoU", l) for l in lines)
-    assert re.fullmatch(r"pascal fold 0: mIoU \d\.\d\d, all-foreground \d\.\d\d", lines[-1])
+    assert re.fullmatch(r"pascal fold 0: mIoU \d{1,3}\.\d\d, all-foreground \d{1,3}\.\d\d", lines[-1])
     records = glob.glob(os.path.join(cfg.exp_path, "result", "test_best-*.json"))
     record = json.load(open(max(records, key=os.path.getmtime)))
     assert [s["seed"] for s in record["per_seed"]] == [11, 12]
@@ -48,6 +49,30 @@ def test_output_format_and_record(trained, synthetic_voc, data_cache_dir):
     assert summary["mean"] == pytest.approx(sum(runs) / 2)
     assert summary["std"] == pytest.approx(abs(runs[0] - runs[1]) / 2)
     assert set(record["summary"]) == {"logits", "all_foreground"}
+    final = re.findall(r"\d+\.\d\d", lines[-1])  # percent, two decimals
+    assert float(final[0]) == pytest.approx(100 * summary["mean"], abs=0.005)
+    assert "100%" in out.stderr and "test (2 seeds)" in out.stderr  # one bar over both seeds
+
+
+def test_visualize_writes_the_first_episodes_of_every_seed(trained, mixed_weight):
+    _, cfg = trained
+    run_test(cfg.replace(weight=mixed_weight, visualize=2, test_seeds=[11, 12]))
+    record = max(glob.glob(os.path.join(cfg.exp_path, "result", "test_mixed-*.json")), key=os.path.getmtime)
+    for seed in (11, 12):
+        names = sorted(os.listdir(os.path.join(record[:-len(".json")], f"seed{seed}")))
+        assert len(names) == 2, names
+        assert all(re.fullmatch(r"0000[0-9]_class[1-5]_iou\d+\.\d\d\.png", n) for n in names)
+    assert not glob.glob(os.path.join(cfg.exp_path, "result", "test_best-*", "seed*"))  # visualize=0
+
+
+def test_validation_pictures_go_to_tensorboard(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    _, cfg = trained
+    events = EventAccumulator(os.path.join(cfg.exp_path, "result"), size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == ["val/episode0", "val/episode1"]
+    image = events.Images("val/episode0")[-1]
+    assert image.width > 2 * image.height  # support, prediction and ground truth side by side
 
 
 @pytest.fixture(scope="module")
