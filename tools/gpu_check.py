@@ -29,6 +29,7 @@ import tempfile
 import torch
 
 from tools import gpu_check_steps as steps
+from tools.measured_run import CRASH_EXIT
 from util.cli import command_parser, run_main
 
 RESUME_TOLERANCE = 0.05
@@ -99,7 +100,7 @@ def check_resume(check, arch, exp, train, amp):
     env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # deterministic cuBLAS
     whole = check.step(f"{arch}: {amp} 2 epochs", train("whole", two, env=env))
     crashed = check.step(f"{arch}: {amp} crash after epoch 1",
-                         train("resumed", two, steps.CRASH_EXIT, env, "crashed", crash_after=1))
+                         train("resumed", two, CRASH_EXIT, env, "crashed", crash_after=1))
     first = check.step(f"{arch}: checkpoint after epoch 1", lambda: shutil.copy(
         steps.snapshot(f"{exp}/resumed", "last.pth"), f"{exp}/after_epoch_1.pth"), crashed)
     resumed = check.step(f"{arch}: {amp} resume", train("resumed", two + ["resume=auto"],

@@ -13,7 +13,7 @@ import torch
 from engine.checkpoint import INFERENCE, save_checkpoint
 from engine.choices import load_config
 from model.registry import ARCHS
-from tools.measured_run import CRASH_EXIT, MEASURED
+from tools.measured_run import MEASURED
 from util.data.folds import get_fold
 from util.fileio import REPO_ROOT, atomic_write_text
 
