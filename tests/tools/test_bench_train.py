@@ -3,7 +3,6 @@ model's function, and the command prints its table and ratio line."""
 import copy
 import re
 
-import pytest
 import torch
 import torch.nn as nn
 
