@@ -58,3 +58,15 @@ def set_lr(optimizer, base_lr, factor):
     for g in optimizer.param_groups:
         g["lr"] = base_lr * factor * g.get("lr_mult", 1.0)
     return optimizer.param_groups[-1]["lr"]
+
+
+def optimizer_step(optimizer, loss, scaler=None):
+    """Zero the gradients, backward `loss` and step, through the fp16 GradScaler when given."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()

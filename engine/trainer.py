@@ -24,7 +24,7 @@ from engine.loaders import build_dataset, build_loader
 from engine.logger import get_logger
 from engine.model_state import (frozen_digest, inference_state, restore_training_state, training_state,
                                 weight_references)
-from engine.optim import build_optimizer, lr_factor, set_lr
+from engine.optim import build_optimizer, lr_factor, optimizer_step, set_lr
 from engine.pictures import EpisodePictures
 from engine.progress import guessed_validation_seconds, training_eta, validations_left
 from engine.run_dir import RunDir, stamped
@@ -168,14 +168,7 @@ class Trainer:
             with rt.autocast():
                 outputs = self.net(batch)
                 loss, parts = self.model.loss(outputs, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
+            optimizer_step(self.optimizer, loss, self.scaler)
             self.state["iteration"] += 1
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + v.detach()

@@ -20,7 +20,7 @@ import copy
 import torch
 
 from engine.choices import load_config
-from engine.optim import build_optimizer
+from engine.optim import build_optimizer, optimizer_step
 from engine.runtime import AMP_DTYPES, freeze_batchnorm
 from model.registry import build_model
 from tools.timing import (cuda_peak_bytes, median_ms, median_ratio, run_with_threads,
@@ -82,14 +82,7 @@ class TrainingSetup:
 
     def step(self):
         loss = self.forward_loss()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        optimizer_step(self.optimizer, loss, self.scaler)
         if self.sync_every_step:
             loss_is_finite(loss)
 
