@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from engine.eft import test_time_adaptation
 from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
 from engine.inference import load_trained_model, resolve_weight
 from engine.inputs import check_inputs
@@ -76,6 +77,7 @@ def run_test(cfg):
     result_dir = os.path.join(cfg.exp_path, "result")
     log = get_logger(stamped(result_dir, "test", "log"), main)
     new_evaluator = evaluator_factory(model, fold, cfg)
+    adapt = test_time_adaptation(model, cfg)  # None unless eft=true (docs/eft.md)
     # The base learner's val set is every val image with a deterministic resize: one pass.
     seeds = cfg.test_seeds if model.task == "episodes" else cfg.test_seeds[:1]
     log.info(f"testing {weight}: {cfg.arch} on {cfg.backbone}, {cfg.shot}-shot, {cfg.dataset} fold "
@@ -85,8 +87,10 @@ def run_test(cfg):
         dataset = build_dataset(cfg, fold, model.task, "val", seed)
         loader = build_loader(dataset, cfg.batch_size_val, False, seed, rt.dist, cfg.workers,
                               rt.device.type == "cuda")
-        results, seconds = evaluate(model, loader, rt, new_evaluator)
+        results, seconds = evaluate(model, loader, rt, new_evaluator, adapt)
         per_seed.append({"seed": seed, "results": results, "seconds": seconds})
+        if adapt:
+            per_seed[-1]["eft"] = adapt.seed_done(seed, results, log)
         for name, r in results.items():
             extra = f"  FB-IoU {r['fbiou']:.4f}" if "fbiou" in r else ""
             log.info(f"seed {seed} {name}: mIoU {r['miou']:.4f}{extra}  per class: {class_line(r)}")
@@ -99,9 +103,10 @@ def run_test(cfg):
     for name, s in summary.items():
         fb = f"  FB-IoU {s['fbiou']['mean']:.4f} ± {s['fbiou']['std']:.4f}" if "fbiou" in s else ""
         log.info(f"mean over {len(seeds)} seeds, {name}: mIoU {s['miou']['mean']:.4f} ± {s['miou']['std']:.4f}{fb}")
+    eft_record = {"eft": adapt.finish(summary, per_seed, log)} if adapt else {}
     if main:
         record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary,
-                  "warnings": warnings}
+                  "warnings": warnings, **eft_record}
         path = new_record_path(cfg.replace(weight=weight))
         atomic_write_json(path, record, indent=1)
         log.info(f"results written to {path}")
