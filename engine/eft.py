@@ -109,14 +109,14 @@ class EpisodeAdaptation:
         as_queries = supports_as_queries(model, supports, one["support_imgs"][0]) if score and cfg.eft_rounds else None
         optimizer = torch.optim.SGD(self.params.values(), lr=cfg.eft_lr, momentum=cfg.eft_momentum,
                                     weight_decay=cfg.eft_weight_decay)
-        preds, scores = [], []
+        preds, scores, views = [], [], {}
         for r in range(cfg.eft_rounds):
             mask = confident_mask(logits, valid, cfg.eft_keep, cfg.eft_min_pixels)
             if mask is None:
                 break
             lent = as_support(model, query, mask)
             if score:
-                scores.append(self.s2q_score(as_queries, supports, lent, one["support_masks"][0], size, runtime))
+                scores.append(self.s2q_score(as_queries, supports, lent, one["support_masks"][0], size, runtime, views))
             extra = ExtraSupport(episode(query, [lent]), 1 - cfg.eft_blend)
             last = r == cfg.eft_rounds - 1
             with torch.set_grad_enabled(not last):
@@ -135,15 +135,22 @@ class EpisodeAdaptation:
         return preds, scores
 
     @torch.no_grad()
-    def s2q_score(self, as_queries, supports, lent, support_labels, size, runtime):
+    def s2q_score(self, as_queries, supports, lent, support_labels, size, runtime, views):
         """Mean over the supports of the foreground IoU of support k segmented with the query
-        (under its Q2S mask) in support k's place, the other supports unchanged."""
+        (under its Q2S mask) in support k's place, the other supports unchanged. `views` keeps
+        each view's frozen cues from its first round: only the query's slot changes later."""
         k = support_labels.shape[0]
         ious = []
         for i in range(k):
-            shots = [lent if j == i else supports.select(j, j + 1) for j in range(k)]
+            query = as_queries.select(i, i + 1)
+            view = episode(query, [lent if j == i else supports.select(j, j + 1) for j in range(k)])
+            if i in views:
+                own = self.model.frozen_cues(episode(query, [lent]))
+                view.cues = {n: torch.cat([c[:, :i], own[n], c[:, i + 1:]], 1) for n, c in views[i].items()}
+            else:
+                views[i] = self.model.frozen_cues(view)
             with runtime.autocast():
-                out = self.model.decode(episode(as_queries.select(i, i + 1), shots), size)
+                out = self.model.decode(view, size)
             ious.append(foreground_iou(out["logits"], support_labels[i:i + 1]))
         return torch.cat(ious).mean().item()
 

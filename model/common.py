@@ -108,7 +108,8 @@ class EpisodeFeatures:
     query_taps / support_taps: stage name -> list of tap features (the same layouts) for the
     stages asked for; mid-level = concat(layer3, layer2 resized); support_mask_full: the binary
     target masks [B, K, H, W] at the input resolution; frozen: what frozen modules computed from
-    the queries that the model reads later (BAM: the base learner's logits)."""
+    the queries that the model reads later (BAM: the base learner's logits); cues: the support
+    cues computed from these features alone, kept by MetaLearner.frozen_cues."""
     query: dict
     support: dict
     support_mask: torch.Tensor
@@ -116,6 +117,7 @@ class EpisodeFeatures:
     support_taps: dict = field(default_factory=dict)
     support_mask_full: torch.Tensor = None
     frozen: dict = field(default_factory=dict)
+    cues: dict = field(default_factory=dict)
 
     def query_mid(self):
         return mid_level(self.query["layer2"], self.query["layer3"])

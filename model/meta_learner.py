@@ -78,9 +78,20 @@ class MetaLearner(SegmentationModel):
         feats = self.encode(batch)
         return (feats, *self.project(feats))
 
+    def frozen_cues(self, feats):
+        """The support cues that depend on the backbone features alone (no trained parameter):
+        computed once per EpisodeFeatures and kept in feats.cues, so that decoding the same
+        features again reuses them. name -> [B, K, ...]."""
+        if not feats.cues:
+            feats.cues = self.compute_frozen_cues(feats)
+        return feats.cues
+
+    def compute_frozen_cues(self, feats):
+        return {"prior": shot_priors(feats)}
+
     def support_cues(self, feats, supp_feat):
         """Each support's cues for the head, in the head's input order: name -> [B, K, ...]."""
-        return {"prototype": shot_prototypes(supp_feat, feats.support_mask), "prior": shot_priors(feats)}
+        return {"prototype": shot_prototypes(supp_feat, feats.support_mask), "prior": self.frozen_cues(feats)["prior"]}
 
     def combine_shots(self, cues, weights=None):
         """The head's inputs after the query features: every cue averaged over the shots

@@ -55,14 +55,18 @@ class MSANet(BAM):
             ("bn", nn.BatchNorm2d(SIMILARITY_DIM)),
             ("relu", nn.ReLU(inplace=True))]))
 
+    def compute_frozen_cues(self, feats):
+        size = tuple(feats.query["layer3"].shape[-2:])
+        return {**super().compute_frozen_cues(feats),
+                "similarity": similarity_maps(feats, self.hyper_levels, feats.support_mask_full, size)}
+
     def support_cues(self, feats, supp_feat):
         """Per shot: prototype, similarity maps, prior, attention (the head's order)."""
         bam = super().support_cues(feats, supp_feat)
         masks = feats.support_mask_full
-        size = tuple(feats.query["layer3"].shape[-2:])
         attention = self.attention(supp_feat.flatten(0, 1), masks.flatten(0, 1).unsqueeze(1))
         return {"prototype": bam["prototype"],
-                "similarity": similarity_maps(feats, self.hyper_levels, masks, size),
+                "similarity": self.frozen_cues(feats)["similarity"],
                 "prior": bam["prior"],
                 "attention": attention.unflatten(0, masks.shape[:2])}
 
