@@ -106,7 +106,7 @@ class EpisodeAdaptation:
         query = query_part(feats)
         supports = support_part(feats)
         score = cfg.eft_select != "last"
-        as_queries = supports_as_queries(model, supports, one["support_imgs"][0]) if score and cfg.eft_rounds else None
+        as_queries = None  # the supports in the query's role, made when S2Q first needs them
         optimizer = torch.optim.SGD(self.params.values(), lr=cfg.eft_lr, momentum=cfg.eft_momentum,
                                     weight_decay=cfg.eft_weight_decay)
         preds, scores, views = [], [], {}
@@ -116,6 +116,7 @@ class EpisodeAdaptation:
                 break
             lent = as_support(model, query, mask)
             if score:
+                as_queries = as_queries or supports_as_queries(model, supports, one["support_imgs"][0])
                 scores.append(self.s2q_score(as_queries, supports, lent, one["support_masks"][0], size, runtime, views))
             extra = ExtraSupport(episode(query, [lent]), 1 - cfg.eft_blend)
             last = r == cfg.eft_rounds - 1

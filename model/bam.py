@@ -118,7 +118,7 @@ class BAM(MetaLearner):
             raise ValueError(f"this BAM was built for {self.shot} shot(s) (its re-weighting depends on "
                              f"it); the batch has {k} support images per episode")
         query_feat, supp_feat = self.project(feats)
-        distance = self.gram_distance(feats)                      # [B, K]
+        distance = self.frozen_cues(feats)["distance"]            # [B, K]
         weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)
         meta_logits = self.head(query_feat, *self.head_inputs(feats, supp_feat, weights, extra))
 
@@ -135,6 +135,9 @@ class BAM(MetaLearner):
             if not self.shares_backbone:
                 layer4 = self.base_learner.encode(images)
             return {"base_logits": self.base_learner.classify(layer4)}
+
+    def compute_frozen_cues(self, feats):
+        return {**super().compute_frozen_cues(feats), "distance": self.gram_distance(feats)}
 
     def gram_distance(self, feats):
         """Per shot, the normalised Frobenius distance of the layer2 Gram matrices (layer2 at

@@ -3,13 +3,13 @@ matter, every episode starts from the trained weights, the guard, the backbone r
 import pytest
 import torch
 
-from engine.eft import EpisodeAdaptation
+from engine.eft import EpisodeAdaptation, adapted_parameters
 from engine.eft_steps import confident_mask
 from tests.helpers.eft import ARCHS, adapt, eft_config, predict_foreground, small_model
 from tests.helpers.model import make_batch
 from tools.bench_eft import PassCounter
 
-SIZE = 49
+SIZE = 33
 
 
 def episode(seed, shot=1):
@@ -38,6 +38,8 @@ def test_rounds_zero_is_the_plain_test(arch_model):
 
 def test_rounds_run_and_the_answer_is_one_of_them(arch_model):
     arch, model = arch_model
+    if arch in ("pfenet", "bam"):
+        pytest.skip("covered end to end by test_eft_command; kept short on the CPU")
     outputs, counts, adaptation = adapt(model, episode(1), "eft_rounds=2")
     assert sum(counts["chosen"]) == 1 and counts["chosen"][0] == 0  # a round was chosen, not the fallback
     assert torch.isfinite(outputs["logits_eft"]).all()
@@ -57,21 +59,21 @@ def garbage(batch, seed):
     return out
 
 
-@pytest.mark.parametrize("select", ["s2q", "oracle"])
-def test_query_labels_never_change_the_answer(arch_model, select):
-    _, model = arch_model
+def test_query_labels_never_change_the_answer():
+    """With the oracle on: it alone reads the label; the s2q answer must not move (MSANet: every
+    kind of support cue)."""
+    model = predict_foreground(small_model("msanet"), episode(0))
     batch = episode(2)
-    honest, counts, _ = adapt(model, batch, "eft_rounds=3", f"eft_select={select}")
-    again, counts_again, _ = adapt(model, garbage(batch, 5), "eft_rounds=3", f"eft_select={select}")
+    honest, counts, _ = adapt(model, batch, "eft_rounds=2", "eft_select=oracle")
+    again, counts_again, _ = adapt(model, garbage(batch, 5), "eft_rounds=2", "eft_select=oracle")
     for key in (k for k in honest if k != "logits_eft_oracle"):
         assert torch.equal(honest[key], again[key]), key
-    assert counts["chosen"] == counts_again["chosen"]
-    if select == "oracle":
-        assert "logits_eft_oracle" in honest and sum(counts["oracle_chosen"]) == 1
+    assert counts["chosen"] == counts_again["chosen"] and counts["chosen"][0] == 0
+    assert "logits_eft_oracle" in honest and sum(counts["oracle_chosen"]) == 1
 
 
 def test_every_episode_starts_from_the_trained_weights():
-    model = predict_foreground(small_model("bam"), episode(0))
+    model = predict_foreground(small_model("baseline"), episode(0))
     cfg = eft_config("eft_rounds=2")
     a, b = episode(3), episode(4)
     from engine.runtime import Runtime
@@ -107,8 +109,7 @@ def test_confident_mask_keeps_the_top_fraction_inside_the_canvas():
     assert confident_mask(logits, valid, keep=0.2, min_pixels=8) is None
 
 
-@pytest.mark.parametrize("arch, shot, shared", [("msanet", 1, False), ("bam", 2, False), ("bam", 2, True),
-                                                ("pfenet", 2, False)])
+@pytest.mark.parametrize("arch, shot, shared", [("msanet", 1, False), ("bam", 2, True)])
 def test_the_backbone_runs_once_per_image(arch, shot, shared):
     model = small_model(arch, shot)
     if shared:
@@ -116,7 +117,15 @@ def test_the_backbone_runs_once_per_image(arch, shot, shared):
     batch = episode(1, shot)
     predict_foreground(model, batch)
     counter = PassCounter(model.backbone)
-    _, counts, _ = adapt(model, batch, "eft_rounds=3")
+    _, counts, _ = adapt(model, batch, "eft_rounds=2")
     counter.remove()
     assert counts["chosen"][0] == 0  # the rounds ran
     assert counter.passes == 1 + shot
+
+
+def test_published_params_leave_msanets_new_modules_out():
+    model = small_model("msanet")
+    head, published = adapted_parameters(model, "head"), adapted_parameters(model, "published")
+    assert set(head) - set(published) == {n for n in head if n.startswith(("attention.", "similarity_fuse."))}
+    assert len(head) > len(published) and "head.cls.3.weight" in published
+    assert not any(n.startswith(("backbone.", "base_learner.")) for n in head)
