@@ -3,7 +3,7 @@ against the plain test, on synthetic episodes, 1 and 5 shots, timed interleaved 
 
     python -m tools.bench_eft                      # msanet on resnet50 (svf, merged), CPU, 129 px
     python -m tools.bench_eft --device cuda        # 473 px
-    python -m tools.bench_eft --arch bam --size 65 --episodes 1 --repeats 1   # a quick check
+    python -m tools.bench_eft --arch bam --mode freeze --size 33 --episodes 1 --repeats 1   # quick
 
 The model is built as test.py finds it after an SVF run (random init, SVD layers merged back,
 BAM's and MSANet's base learner a dense copy of its own), its classifier's bias shifted so that
@@ -85,8 +85,8 @@ def classifier_bias(model):
     return owner.cls[-1].bias
 
 
-def bench_model(arch, shot, size, seed=0):
-    cfg = load_config(CONFIG, [f"arch={arch}", "backbone=resnet50", "mode=svf", f"shot={shot}",
+def bench_model(arch, shot, size, mode="svf", seed=0):
+    cfg = load_config(CONFIG, [f"arch={arch}", "backbone=resnet50", f"mode={mode}", f"shot={shot}",
                                "pretrained=", "eft=true", "device=cpu"])
     fold = get_fold("pascal", 0)
     torch.manual_seed(seed)
@@ -105,7 +105,7 @@ def balance(model, episode):
 
 
 def bench_shot(args, device, shot):
-    model, cfg, fold = bench_model(args.arch, shot, args.size)
+    model, cfg, fold = bench_model(args.arch, shot, args.size, args.mode)
     model.to(device)
     episodes = [{k: v.to(device) for k, v in synthetic_episode(fold, shot, args.size, i).items()}
                 for i in range(args.episodes)]
@@ -139,7 +139,7 @@ def bench_shot(args, device, shot):
         c.remove()
     n = len(episodes)
     passes = counts["eft"]["backbone"]["passes"] / n
-    print(f"{args.arch} resnet50 {shot}-shot {args.size}px {device.type}: plain "
+    print(f"{args.arch} resnet50 {args.mode} {shot}-shot {args.size}px {device.type}: plain "
           f"{statistics.median(times['plain']) / n:.3f} s/episode, eft "
           f"{statistics.median(times['eft']) / n:.3f} s/episode ({cfg.eft_rounds} rounds; rounds chosen "
           f"{rounds})")
@@ -162,6 +162,8 @@ def main(argv=None):
     parser = command_parser("tools.bench_eft", __doc__)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--arch", default="msanet", choices=("baseline", "pfenet", "bam", "msanet"))
+    parser.add_argument("--mode", default="svf", choices=("svf", "freeze"),
+                        help="freeze: BAM's and MSANet's base learner shares the backbone")
     parser.add_argument("--size", type=int, default=None, help="default 473 cuda, 129 cpu")
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--episodes", type=int, default=2, help="synthetic episodes per timed call")
