@@ -2,7 +2,7 @@
 it at the time of the call, and load_config with them. Adding a backbone, an architecture or a
 fine-tuning mode to its registry makes it a valid value here; nothing else lists them."""
 import svf
-from engine import metrics, optim, runtime
+from engine import eft, metrics, optim, runtime
 from model import backbone, registry
 from util import config
 from util.data import folds
@@ -23,6 +23,8 @@ def current_choices():
         "amp": tuple(runtime.AMP_DTYPES),
         "device": runtime.DEVICES,
         "miou_missing": metrics.MISSING_CLASS_RULES,
+        "eft_params": eft.EFT_PARAMS,
+        "eft_select": eft.EFT_SELECT,
     }
 
 

@@ -46,11 +46,12 @@ def _all_foreground_logits(batch):
 
 
 @torch.no_grad()
-def evaluate(model, loader, runtime, new_evaluator, on_batch=()):
+def evaluate(model, loader, runtime, new_evaluator, on_batch=(), predictor=None):
     """Run every batch once; every output whose key starts with "logits" gets its own evaluator,
     and on episode tasks the trivial all-foreground prediction is scored on the same episodes,
     as a floor to beat. Each of `on_batch` is called as fn(batch, outputs) after a batch is
-    scored (a progress bar, engine.pictures.EpisodePictures).
+    scored (a progress bar, engine.pictures.EpisodePictures). predictor(model, batch, runtime)
+    -> outputs replaces `predict` (test-time adaptation, engine/eft.py).
 
     Returns (results: name -> evaluator.result(), seconds). Under DDP every process scores its
     share and the sums are all-reduced, so every process returns the totals."""
@@ -59,7 +60,7 @@ def evaluate(model, loader, runtime, new_evaluator, on_batch=()):
     start = time.time()
     for batch in loader:
         batch = to_device(batch, runtime.device)
-        outputs = predict(model, batch, runtime)
+        outputs = (predictor or predict)(model, batch, runtime)
         names = sorted(outputs)
         if model.task == "episodes":
             outputs = dict(outputs, **{ALL_FOREGROUND: _all_foreground_logits(batch)})

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from engine.eft import test_time_adaptation
 from engine.evaluate import ALL_FOREGROUND, evaluate, evaluator_factory
 from engine.inference import load_trained_model, resolve_weight
 from engine.inputs import check_inputs
@@ -88,6 +89,7 @@ def run_test(cfg):
     result_dir = os.path.join(cfg.exp_path, "result")
     log = get_logger(stamped(result_dir, "test", "log"), main)
     new_evaluator = evaluator_factory(model, fold, cfg)
+    adapt = test_time_adaptation(model, cfg)  # None unless eft=true (docs/eft.md)
     # The base learner's val set is every val image with a deterministic resize: one pass.
     seeds = cfg.test_seeds if model.task == "episodes" else cfg.test_seeds[:1]
     log.info(f"testing {weight}: {cfg.arch} on {cfg.backbone}, {cfg.shot}-shot, {cfg.dataset} fold "
@@ -103,8 +105,10 @@ def run_test(cfg):
         pictures = episode_pictures(cfg, model, record_path, seed, main)
         if pictures:
             on_batch.append(pictures)
-        results, seconds = evaluate(model, loader, rt, new_evaluator, on_batch)
+        results, seconds = evaluate(model, loader, rt, new_evaluator, on_batch, adapt)
         per_seed.append({"seed": seed, "results": results, "seconds": seconds})
+        if adapt:
+            per_seed[-1]["eft"] = adapt.seed_done(seed, results, log)
         if pictures:
             log.info(f"seed {seed}: {len(pictures.written)} episode pictures in {pictures.out_dir}")
         for name, r in results.items():
@@ -120,9 +124,10 @@ def run_test(cfg):
     for name, s in summary.items():
         fb = f"  FB-IoU {s['fbiou']['mean']:.4f} ± {s['fbiou']['std']:.4f}" if "fbiou" in s else ""
         log.info(f"mean over {len(seeds)} seeds, {name}: mIoU {s['miou']['mean']:.4f} ± {s['miou']['std']:.4f}{fb}")
+    eft_record = {"eft": adapt.finish(summary, per_seed, log)} if adapt else {}
     if main:
         record = {"weight": weight, "config": cfg.to_dict(), "per_seed": per_seed, "summary": summary,
-                  "warnings": warnings}
+                  "warnings": warnings, **eft_record}
         atomic_write_json(record_path, record, indent=1)
         log.info(f"results written to {record_path}")
     final = 100 * summary["logits"]["miou"]["mean"]

@@ -27,7 +27,8 @@ import torch.nn as nn
 
 from model.backbone import build_backbone, fill_path
 from model.baseline import MetaHead
-from model.common import MetaLearner, resize, segmentation_loss, shot_priors, shot_prototypes
+from model.common import resize, segmentation_loss
+from model.meta_learner import MetaLearner
 from model.pspnet import PSPNet
 from model.weights import load_weights as load_weights_into
 
@@ -59,17 +60,12 @@ def shot_reweighting(shot, trans_dim):
     return nn.Sequential(nn.Conv2d(shot, trans_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(trans_dim, shot, 1))
 
 
-def weighted_over_shots(cue, weights):
-    """sum_k weights[:, k] * cue[:, k]: cue [B, K, ...], weights [B, K]."""
-    return (weights.view(*weights.shape, *(1,) * (cue.dim() - 2)) * cue).sum(1)
-
-
 class BAM(MetaLearner):
     """batch -> {"logits": ensemble, "logits_meta": meta branch, "base_logits": base learner's
     [B, base classes + 1, H, W]}, all at the input resolution.
 
     Subclasses (MSANet) add support cues through `support_cues` / `combine_shots` and size the
-    head's input with `head_in_dim`."""
+    head's input with `head_in_dim`. class_id is read in training only (base_object_map)."""
 
     gram_at_layer3_size = True  # BAM resizes VGG's layer2 to layer3's size before the Gram matrix
 
@@ -114,34 +110,34 @@ class BAM(MetaLearner):
         self.base_learner.eval()
         return self
 
-    def forward(self, batch):
-        query_img, support_imgs = batch["query_img"], batch["support_imgs"]
-        b, k = support_imgs.shape[:2]
+    def decode(self, feats, size, class_id=None, extra=None):
+        """EpisodeFeatures -> outputs at `size` (model/meta_learner.py). An extra support blends
+        into the head's cues only; the shot weights and the distance come from the real supports."""
+        k = feats.support_mask.shape[1]
         if k != self.shot:
             raise ValueError(f"this BAM was built for {self.shot} shot(s) (its re-weighting depends on "
                              f"it); the batch has {k} support images per episode")
-        feats, query_feat, supp_feat = self.embed(batch)
-
-        distance = self.gram_distance(feats)                      # [B, K]
+        query_feat, supp_feat = self.project(feats)
+        distance = self.frozen_cues(feats)["distance"]            # [B, K]
         weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)
-        cues = self.support_cues(batch, feats, supp_feat)         # name -> [B, K, ...]
-        meta_logits = self.head(query_feat, *self.combine_shots(cues, weights))
+        meta_logits = self.head(query_feat, *self.head_inputs(feats, supp_feat, weights, extra))
 
-        base_logits = self.base_logits(query_img, feats)
-        base_map = self.base_object_map(base_logits.softmax(1), batch["class_id"])
+        base_logits = feats.frozen["base_logits"]
+        base_map = self.base_object_map(base_logits.softmax(1), class_id)
         est = (weights * distance).sum(1)                         # [B]
         logits = self.ensemble(meta_logits.softmax(1), base_map, est)
-        size = query_img.shape[-2:]
         return {"logits": resize(logits, size), "logits_meta": resize(meta_logits, size),
                 "base_logits": resize(base_logits, size)}
 
-    def support_cues(self, batch, feats, supp_feat):
-        """Each shot's cues for the head, in the head's input order: name -> [B, K, ...]."""
-        return {"prototype": shot_prototypes(supp_feat, feats.support_mask), "prior": shot_priors(feats)}
+    def frozen_query_outputs(self, images, layer4):
+        """The frozen base learner's logits at feature resolution (no gradient)."""
+        with torch.no_grad():
+            if not self.shares_backbone:
+                layer4 = self.base_learner.encode(images)
+            return {"base_logits": self.base_learner.classify(layer4)}
 
-    def combine_shots(self, cues, weights):
-        """The head's inputs after the query features: every cue weighted over the shots."""
-        return [weighted_over_shots(cue, weights) for cue in cues.values()]
+    def compute_frozen_cues(self, feats):
+        return {**super().compute_frozen_cues(feats), "distance": self.gram_distance(feats)}
 
     def gram_distance(self, feats):
         """Per shot, the normalised Frobenius distance of the layer2 Gram matrices (layer2 at
@@ -168,12 +164,6 @@ class BAM(MetaLearner):
     def in_shot_order(self, weights, order):
         """The re-weighting's outputs, one per sorted distance, put back in shot order."""
         return weights.gather(1, order.argsort(dim=1))
-
-    def base_logits(self, query_img, feats):
-        """The frozen base learner's logits at feature resolution (no gradient)."""
-        with torch.no_grad():
-            layer4 = feats.query["layer4"] if self.shares_backbone else self.base_learner.encode(query_img)
-            return self.base_learner.classify(layer4)
 
     def base_object_map(self, base_prob, class_id):
         """Sum of the base-class probabilities [B, 1, h, w]; in training the channel of the

@@ -9,8 +9,9 @@ prototypes are averaged over the shots.
 import torch
 import torch.nn as nn
 
-from model.common import (ASPP, MetaLearner, backbone_from_config, classifier, conv1x1_relu, resize,
-                          residual_convs, segmentation_loss, shot_priors, shot_prototypes)
+from model.common import (ASPP, backbone_from_config, classifier, conv1x1_relu, resize, residual_convs,
+                          segmentation_loss)
+from model.meta_learner import MetaLearner
 
 
 class MetaHead(nn.Module):
@@ -42,12 +43,12 @@ class Baseline(MetaLearner):
         self.shot = shot
         self.head = MetaHead(reduce_dim)
 
-    def forward(self, batch):
-        feats, query_feat, supp_feat = self.embed(batch)
-        prototype = shot_prototypes(supp_feat, feats.support_mask).mean(1)
-        prior = shot_priors(feats).mean(1)
-        logits = self.head(query_feat, prototype, prior)
-        return {"logits": resize(logits, batch["query_img"].shape[-2:])}
+    def decode(self, feats, size, class_id=None, extra=None):
+        """EpisodeFeatures -> outputs at `size` (model/meta_learner.py); prototype and prior
+        averaged over the shots, blended with an extra support's when given."""
+        query_feat, supp_feat = self.project(feats)
+        logits = self.head(query_feat, *self.head_inputs(feats, supp_feat, extra=extra))
+        return {"logits": resize(logits, size)}
 
     def loss(self, outputs, batch):
         loss = segmentation_loss(outputs["logits"], batch)

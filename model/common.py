@@ -106,12 +106,18 @@ class EpisodeFeatures:
     from the masked layer3 features, as PFENet and BAM do, unless encode_episode was told
     otherwise); support_mask: [B, K, 1, h3, w3] binary target masks at layer3's resolution;
     query_taps / support_taps: stage name -> list of tap features (the same layouts) for the
-    stages asked for; mid-level = concat(layer3, layer2 resized)."""
+    stages asked for; mid-level = concat(layer3, layer2 resized); support_mask_full: the binary
+    target masks [B, K, H, W] at the input resolution; frozen: what frozen modules computed from
+    the queries that the model reads later (BAM: the base learner's logits); cues: the support
+    cues computed from these features alone, kept by MetaLearner.frozen_cues."""
     query: dict
     support: dict
     support_mask: torch.Tensor
     query_taps: dict = field(default_factory=dict)
     support_taps: dict = field(default_factory=dict)
+    support_mask_full: torch.Tensor = None
+    frozen: dict = field(default_factory=dict)
+    cues: dict = field(default_factory=dict)
 
     def query_mid(self):
         return mid_level(self.query["layer2"], self.query["layer3"])
@@ -170,32 +176,8 @@ def encode_episode(backbone, query_img, support_imgs, support_masks, masked_laye
     support = {n: f[b:].unflatten(0, (b, k)) for n, f in feats.items()}
     query_taps = {n: [t[:b] for t in ts] for n, ts in taps.items()}
     support_taps = {n: [t[b:].unflatten(0, (b, k)) for t in ts] for n, ts in taps.items()}
-    return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)), query_taps, support_taps)
-
-
-class MetaLearner(SegmentationModel):
-    """What the meta-learners share: the backbone, the 1x1 projections (dropout 0.5, as PFENet
-    and BAM) of the query's and the supports' mid-level features, and `embed`.
-    `masked_layer4` and `tap_stages` are passed to encode_episode."""
-
-    masked_layer4 = True
-    tap_stages = ()
-
-    def __init__(self, backbone, reduce_dim):
-        super().__init__()
-        self.backbone = backbone
-        mid_dim = backbone.channels["layer2"] + backbone.channels["layer3"]
-        self.down_query = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
-        self.down_supp = conv1x1_relu(mid_dim, reduce_dim, dropout=0.5)
-
-    def embed(self, batch):
-        """(EpisodeFeatures, query features [B, C, h, w], support features [B, K, C, h, w])."""
-        feats = encode_episode(self.backbone, batch["query_img"], batch["support_imgs"],
-                               batch["support_masks"], self.masked_layer4, self.tap_stages)
-        b, k = feats.support_mask.shape[:2]
-        query_feat = self.down_query(feats.query_mid())
-        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
-        return feats, query_feat, supp_feat
+    return EpisodeFeatures(query, support, mask.unflatten(0, (b, k)), query_taps, support_taps,
+                           (support_masks == 1).float())
 
 
 def shot_priors(features):

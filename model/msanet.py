@@ -19,7 +19,8 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from model.bam import BAM, load_base_learner, weighted_over_shots
+from model.bam import BAM, load_base_learner
+from model.meta_learner import weighted_over_shots
 from model.msanet_cues import SupportAttention, similarity_maps
 
 SIMILARITY_DIM = 64
@@ -35,6 +36,8 @@ class MSANet(BAM):
 
     masked_layer4 = False
     gram_at_layer3_size = False
+    # modules the published test-time fine-tuning leaves out of its optimiser (docs/eft.md)
+    published_eft_skips = ("attention.", "similarity_fuse.")
 
     def __init__(self, base_learner, base_classes, shot=1, reduce_dim=256, kshot_trans_dim=2,
                  aux_weight=1.0, sorted_shot_weights=False, last_shot_fine_maps=False):
@@ -52,18 +55,22 @@ class MSANet(BAM):
             ("bn", nn.BatchNorm2d(SIMILARITY_DIM)),
             ("relu", nn.ReLU(inplace=True))]))
 
-    def support_cues(self, batch, feats, supp_feat):
-        """Per shot: prototype, similarity maps, prior, attention (the head's order)."""
-        bam = super().support_cues(batch, feats, supp_feat)
-        masks = (batch["support_masks"] == 1).float()
+    def compute_frozen_cues(self, feats):
         size = tuple(feats.query["layer3"].shape[-2:])
+        return {**super().compute_frozen_cues(feats),
+                "similarity": similarity_maps(feats, self.hyper_levels, feats.support_mask_full, size)}
+
+    def support_cues(self, feats, supp_feat):
+        """Per shot: prototype, similarity maps, prior, attention (the head's order)."""
+        bam = super().support_cues(feats, supp_feat)
+        masks = feats.support_mask_full
         attention = self.attention(supp_feat.flatten(0, 1), masks.flatten(0, 1).unsqueeze(1))
         return {"prototype": bam["prototype"],
-                "similarity": similarity_maps(feats, self.hyper_levels, masks, size),
+                "similarity": self.frozen_cues(feats)["similarity"],
                 "prior": bam["prior"],
                 "attention": attention.unflatten(0, masks.shape[:2])}
 
-    def combine_shots(self, cues, weights):
+    def combine_shots(self, cues, weights=None):
         """Prototype and prior weighted over the shots (BAM), similarity maps and attention
         averaged (the similarity maps then fused)."""
         similarity = cues["similarity"].mean(1)

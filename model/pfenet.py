@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.common import (MetaLearner, backbone_from_config, classifier, conv1x1_relu, resize,
-                          residual_convs, segmentation_loss, shot_priors, shot_prototypes)
+from model.common import backbone_from_config, classifier, conv1x1_relu, resize, residual_convs, segmentation_loss
+from model.meta_learner import MetaLearner
 
 PFENET_SCALES = (60, 30, 15, 8)
 
@@ -84,12 +84,14 @@ class PFENet(MetaLearner):
         self.res2 = residual_convs(reduce_dim)
         self.cls = classifier(reduce_dim, 2)
 
-    def forward(self, batch):
-        query_img = batch["query_img"]
-        feats, query_feat, supp_feat = self.embed(batch)
-        prototype = shot_prototypes(supp_feat, feats.support_mask).mean(1)
+    def decode(self, feats, size, class_id=None, extra=None):
+        """EpisodeFeatures -> outputs (model/meta_learner.py); prototype and prior averaged over
+        the shots, blended with an extra support's when given."""
+        image_size = size  # `size` names each scale's size below
+        query_feat, supp_feat = self.project(feats)
+        prototype, prior = self.head_inputs(feats, supp_feat, extra=extra)
         height, width = query_feat.shape[-2:]
-        prior = resize(shot_priors(feats).mean(1), (height, width))
+        prior = resize(prior, (height, width))
 
         outputs, pyramid = {}, []
         for i, (branch, scale) in enumerate(zip(self.fem, self.scales)):
@@ -99,7 +101,7 @@ class PFENet(MetaLearner):
             pyramid.append(resize(x, (height, width)))
         x = self.res1(torch.cat(pyramid, 1))
         x = self.res2(x) + x
-        outputs["logits"] = resize(self.cls(x), query_img.shape[-2:])
+        outputs["logits"] = resize(self.cls(x), image_size)
         return outputs
 
     def loss(self, outputs, batch):

@@ -8,7 +8,10 @@ import string
 POSITIVE = ("shot", "train_size", "val_size", "epochs", "batch_size", "base_lr", "test_num",
             "batch_size_val", "val_every", "print_freq", "reduce_dim")
 NON_NEGATIVE = ("train_num", "workers", "index_workers", "warmup_iters", "weight_decay", "momentum",
-                "stop_interval", "poly_power", "max_loss", "rotation_seed", "visualize")
+                "stop_interval", "poly_power", "max_loss", "rotation_seed", "visualize", "eft_rounds",
+                "eft_lr", "eft_power", "eft_weight_decay", "eft_aux_weight")
+# keys whose value is a fraction: (low, high, whether low itself is allowed)
+FRACTIONS = {"eft_momentum": (0.0, 1.0, True), "eft_blend": (0.0, 1.0, True), "eft_keep": (0.0, 1.0, False)}
 # The fine-tuning modes that act on no convolution, so take neither ft_kernels nor ft_bn.
 # svf.finetune enforces the same rule; it is restated here so that a wrong combination stops
 # before any model is built.
@@ -109,6 +112,15 @@ def validate(values, origins):
     for key in NON_NEGATIVE:
         if values[key] < 0:
             fail(key, f"key {key!r} must not be negative; got {values[key]!r}")
+    for key, (lo, hi, closed) in FRACTIONS.items():
+        if not (lo <= values[key] <= hi and (closed or values[key] > lo)):
+            fail(key, f"key {key!r} must be in {'[' if closed else '('}{lo:g}, {hi:g}]; got {values[key]!r}")
+    if values["eft_min_pixels"] < 1:
+        fail("eft_min_pixels", f"key 'eft_min_pixels' must be at least 1; got {values['eft_min_pixels']!r}")
+    if values["eft"] and values["arch"] == "pspnet":
+        fail("eft", "key 'eft': arch pspnet (the base learner) has no episodes to adapt to; use an episode arch")
+    if values["eft"] and values["amp"] == "fp16":
+        fail("eft", "key 'eft' adapts without a gradient scaler; use amp=bf16 or amp=off with eft=true")
     if values["split"] not in (0, 1, 2, 3):
         fail("split", f"key 'split' must be 0, 1, 2 or 3; got {values['split']!r}")
     lo_hi = values["train_scale"]

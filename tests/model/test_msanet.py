@@ -89,11 +89,11 @@ def test_k_shot_averages_the_similarity_maps_per_shot():
     batch = make_batch(1, 5, size=65, seed=3)
     with torch.no_grad():
         feats, _, supp_feat = model.embed(batch)
-        cues = model.support_cues(batch, feats, supp_feat)
+        cues = model.support_cues(feats, supp_feat)
         for k in range(5):  # each shot's maps are that support's alone
             one = {**batch, "support_imgs": batch["support_imgs"][:, k:k + 1], "support_masks": batch["support_masks"][:, k:k + 1]}
             feats1, _, supp1 = model.embed(one)
-            assert torch.allclose(model.support_cues(one, feats1, supp1)["similarity"][:, 0], cues["similarity"][:, k], atol=1e-6)
+            assert torch.allclose(model.support_cues(feats1, supp1)["similarity"][:, 0], cues["similarity"][:, k], atol=1e-6)
         model.similarity_fuse = nn.Identity()  # the combined maps, before their fusion
         weights = torch.full((1, 5), 0.2)
         assert torch.allclose(model.combine_shots(cues, weights)[1], cues["similarity"].mean(1))
@@ -109,7 +109,7 @@ def combined_cues(model, batch):
     shots = batch["support_imgs"].shape[1]
     with torch.no_grad():
         feats, _, supp_feat = model.embed(batch)
-        return model.combine_shots(model.support_cues(batch, feats, supp_feat), torch.full((1, shots), 1 / shots))
+        return model.combine_shots(model.support_cues(feats, supp_feat), torch.full((1, shots), 1 / shots))
 
 
 def test_identical_shots_give_the_one_shot_cues():
