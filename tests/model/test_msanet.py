@@ -139,8 +139,9 @@ def test_attention_gate_pools_over_every_pixel():
     mask[..., :6, :] = 1  # the top half after nearest resizing
     pooled = feat[..., :3, :].sum((2, 3), keepdim=True) / 36  # not / 18: the mask's area is ignored
     assert torch.allclose(gam(feat, mask), torch.sigmoid(gam.gate[2](F.relu(gam.gate[0](pooled)))) * feat, atol=1e-6)
-    gam.train()
-    assert not torch.equal(gam(feat, mask), gam(feat, mask))  # dropout on the gate logits
+    wide, feat = SupportAttention(64).train(), torch.randn(1, 64, 6, 6)
+    torch.manual_seed(0)  # 64 gate logits: two equal dropout masks would be a 2**-64 chance
+    assert not torch.equal(wide(feat, mask), wide(feat, mask))  # dropout on the gate logits
 
 
 def test_supports_layer4_runs_on_the_whole_image():
