@@ -179,7 +179,7 @@ def main(argv=None):
     check = Check()
     config = check.step("workspace", lambda: steps.write_workspace(
         work, args.device, args.size, args.batch, args.iterations, args.workers))
-    archs = config and (args.archs or check.step("archs", lambda: steps.episode_archs(config)))
+    archs = config and (args.archs or check.step("archs", steps.episode_archs))
     check.step("cuda tests", lambda: steps.run_command(
         [sys.executable, "-m", "pytest", "-q", "-rs", "tests/cuda"], f"{work}/logs/pytest.log"))
     for arch in archs or []:

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from engine.trainer import Trainer
-from tests.helpers.engine import checkpoint_weights, tiny_config
+from tests.helpers.engine import checkpoint_weights, crash_then_resume, tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -105,18 +105,7 @@ def test_training_engine_fp16_resume(tmp_path, synthetic_voc, data_cache_dir, mo
     whole = tiny_config(tmp_path, synthetic_voc, data_cache_dir, *common, f"exp_dir={tmp_path}/a")
     Trainer(whole).fit()
     crashed = tiny_config(tmp_path, synthetic_voc, data_cache_dir, *common, f"exp_dir={tmp_path}/b")
-    original = Trainer.train_epoch
-
-    def crash_in_second_epoch(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt("simulated crash")
-        original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(crashed).fit()
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    Trainer(crashed.replace(resume="auto")).fit()
+    crash_then_resume(crashed, monkeypatch)
     a, b = (torch.load(os.path.join(c.exp_path, "snapshot", "last.pth"), weights_only=True)
             for c in (whole, crashed))
     assert (a["epoch"], a["iteration"]) == (b["epoch"], b["iteration"]) == (2, 4)

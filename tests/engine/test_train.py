@@ -8,7 +8,7 @@ import torch
 
 from engine.trainer import Trainer
 from model.registry import build_model
-from tests.helpers.engine import checkpoint_weights, tiny_config
+from tests.helpers.engine import checkpoint_weights, crash_then_resume, tiny_config
 from util.data.folds import get_fold
 from util.seeding import seed_everything
 
@@ -60,18 +60,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, synthetic_
     whole = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=2", "exp_dir=" + str(tmp_path / "a"))
     Trainer(whole).fit()
     crashed = tiny_config(tmp_path, synthetic_voc, data_cache_dir, "epochs=2", "exp_dir=" + str(tmp_path / "b"))
-    original = Trainer.train_epoch
-
-    def crash_in_second_epoch(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt("simulated crash")
-        original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(crashed).fit()
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    state = Trainer(crashed.replace(resume="auto")).fit()
+    state = crash_then_resume(crashed, monkeypatch)
     assert state["epoch"] == 2 and state["iteration"] == 4
     a, b = checkpoint_weights(whole), checkpoint_weights(crashed)
     assert a.keys() == b.keys()

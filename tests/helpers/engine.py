@@ -40,3 +40,23 @@ def tiny_config(tmp_path, root, cache, *overrides):
 def checkpoint_weights(cfg, name="last.pth"):
     path = os.path.join(cfg.exp_path, "snapshot", name)
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def crash_then_resume(cfg, monkeypatch):
+    """Train `cfg` with a crash (KeyboardInterrupt) at the start of its second epoch, then
+    resume=auto; returns the resumed run's final state."""
+    import pytest
+
+    from engine.trainer import Trainer
+    original = Trainer.train_epoch
+
+    def crash_in_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated crash")
+        original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg).fit()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    return Trainer(cfg.replace(resume="auto")).fit()

@@ -7,7 +7,8 @@ import torch.nn as nn
 
 import svf
 
-from tests.svf.test_finetune import BN_PARAMS, LISTED, X, grads_reached, in_stages, make_tiny
+from tests.svf.test_finetune import (BN_PARAMS, LISTED, X, grads_reached, in_stages, make_tiny,
+                                     trained_then_merged)
 
 # the dense layers of the tiny backbone's listed stages, by kernel
 KXK = ("layer2.0.0", "layer3.0", "layer4.0.0")      # 3x3 convs (layer2's grouped), all biased
@@ -62,13 +63,7 @@ def test_each_option_merges_back_to_the_dense_architecture(case):
     model = make_tiny()
     dense_types = [type(m) for m in model.modules()]
     svf.finetune(model, **kwargs)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.mul_(1 + 0.3 * torch.rand_like(p))
-        trained = model(X)
-        svf.merge(model)
-        merged = model(X)
+    trained, merged = trained_then_merged(model)
     assert [type(m) for m in model.modules()] == dense_types
     for stage in trained:
         assert torch.allclose(merged[stage], trained[stage], rtol=1e-4, atol=1e-5), (case, stage)

@@ -47,6 +47,17 @@ def grads_reached(model, x):
     return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
 
+@torch.no_grad()
+def trained_then_merged(model):
+    """Move every trainable value as training would, then svf.merge: (outputs before, after)."""
+    for p in model.parameters():
+        if p.requires_grad:
+            p.mul_(1 + 0.3 * torch.rand_like(p))
+    trained = model(X)
+    svf.merge(model)
+    return trained, model(X)
+
+
 def in_stages(name, stages):
     return name.split(".")[0] in stages
 
@@ -118,13 +129,7 @@ def test_trained_values_merge_into_an_equivalent_dense_model():
     for mode in ("svf", "scale_out", "scale_in", "rotation"):
         model = make_tiny()
         svf.finetune(model, mode, factors=("U", "S", "V") if mode == "svf" else ("S",))
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.requires_grad:
-                    p.mul_(1 + 0.3 * torch.rand_like(p))
-            trained = model(X)
-            svf.merge(model)
-            merged = model(X)
+        trained, merged = trained_then_merged(model)
         assert all(type(m) in (nn.Conv2d, nn.Linear) for m in model.modules()
                    if isinstance(m, (nn.Conv2d, nn.Linear, svf.SVDConv2d, svf.SVDLinear,
                                      svf.ChannelScaledLayer)))

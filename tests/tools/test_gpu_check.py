@@ -2,7 +2,6 @@
 project's commands write (the measured line, test.py's JSON, checkpoints), finds the archs
 and reports failed steps. tools.measured_run on a tiny script."""
 import json
-import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -71,13 +70,12 @@ def test_resume_difference(tmp_path):
 
 def test_episode_archs_come_from_the_registry(monkeypatch):
     def arch(task):
-        return SimpleNamespace(build=lambda cfg, fold, load: SimpleNamespace(task=task))
+        return SimpleNamespace(model=SimpleNamespace(task=task))
 
     fake = {"meta": arch("episodes"), "stage1": arch("semantic"), "newnet": arch("episodes")}
     monkeypatch.setattr(registry, "ARCHS", fake)
     monkeypatch.setattr(steps, "ARCHS", fake)
-    config = os.path.join(REPO_ROOT, "config", "pascal_split0.yaml")
-    assert steps.episode_archs(config) == ["meta", "newnet"]
+    assert steps.episode_archs() == ["meta", "newnet"]
 
 
 def test_failed_steps_are_named_and_their_dependants_not_run():
