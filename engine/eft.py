@@ -34,7 +34,7 @@ def adapted_parameters(model, which):
     backbone = {id(p) for p in model.backbone.parameters()}
     skipped = tuple(model.referenced_parts)
     if which == "published":
-        skipped += tuple(getattr(model, "published_eft_skips", ()))
+        skipped += tuple(model.published_eft_skips)
     return {n: p for n, p in model.named_parameters() if id(p) not in backbone and not n.startswith(skipped)}
 
 

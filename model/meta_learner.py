@@ -43,6 +43,8 @@ class MetaLearner(SegmentationModel):
 
     masked_layer4 = True
     tap_stages = ()
+    # state-dict prefixes that EFT's `eft_params: published` leaves fixed (docs/eft.md)
+    published_eft_skips = ()
 
     def __init__(self, backbone, reduce_dim):
         super().__init__()
