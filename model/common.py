@@ -83,19 +83,43 @@ def masked_average_pool(feat, mask):
     return (feat * mask).sum((2, 3), keepdim=True) / area
 
 
-def prior_mask(query_high, support_high, out_size):
-    """Training-free prior: for every query position the highest cosine similarity to any
-    (masked) support position, min-max normalised per query image, resized to out_size.
+def channel_norm(x, dim):
+    """The 2-norm along `dim`, kept, in float32: the root of the sum of squares, which on the CPU
+    runs many times faster than Tensor.norm along a dimension that is not the last. The floor
+    under the square keeps the gradient of a zero vector's norm at 0 (as Tensor.norm's), not NaN."""
+    return x.float().square().sum(dim, keepdim=True).clamp(min=1e-30).sqrt()
 
-    query_high [B, C, h, w], support_high [B, C, h', w'] (already multiplied by the mask)."""
-    b, c = query_high.shape[:2]
+
+def packed_positions(keep):
+    """keep [..., L] (bool) -> (index [..., M], valid [..., M]): the kept positions of each row
+    first, in order, M the most any row keeps (at least 1); the rest of a row is padded with its
+    positions that are not kept (valid False)."""
+    most = max(int(keep.sum(-1).max()), 1)
+    index = keep.to(torch.uint8).argsort(dim=-1, descending=True, stable=True)[..., :most]
+    return index, keep.gather(-1, index)
+
+
+def prior_mask(query_high, support_high, out_size):
+    """Training-free prior of each shot: for every query position the highest cosine
+    similarity to any (masked) support position, min-max normalised per query image and shot,
+    resized to out_size -> [B, K, 1, *out_size].
+
+    query_high [B, C, h, w], support_high [B, K, C, h', w'] (already multiplied by the mask)."""
+    b, k, c = support_high.shape[:3]
     q = query_high.reshape(b, c, -1)
-    s = support_high.reshape(b, c, -1).transpose(1, 2)
-    sim = torch.bmm(s, q) / (torch.bmm(s.norm(dim=2, keepdim=True), q.norm(dim=1, keepdim=True)) + COSINE_EPS)
-    sim = sim.max(1)[0]
-    lo, hi = sim.min(1, keepdim=True)[0], sim.max(1, keepdim=True)[0]
+    s = support_high.reshape(b, k, c, -1)
+    # a support position whose feature is zero (masked out) is 0 to every query position: only
+    # the others enter the product, and 0 joins the max when a shot has such a position
+    nonzero = s.ne(0).any(2)                                  # [B, K, L']
+    index, _ = packed_positions(nonzero)                      # padding points at zero features
+    s = s.gather(3, index.unsqueeze(2).expand(-1, -1, c, -1)).transpose(2, 3).reshape(b, -1, c)
+    sim = torch.bmm(s, q) / (torch.bmm(channel_norm(s, 2), channel_norm(q, 1)) + COSINE_EPS)
+    sim = sim.view(b, k, -1, q.shape[2]).max(2)[0]           # [B, K, Lq]
+    has_zero = nonzero.sum(-1, keepdim=True) < nonzero.shape[-1]
+    sim = torch.where(has_zero, sim.clamp(min=0), sim)
+    lo, hi = sim.min(2, keepdim=True)[0], sim.max(2, keepdim=True)[0]
     sim = (sim - lo) / (hi - lo + COSINE_EPS)
-    return resize(sim.reshape(b, 1, *query_high.shape[2:]), out_size)
+    return resize(sim.reshape(b * k, 1, *query_high.shape[2:]), out_size).unflatten(0, (b, k))
 
 
 @dataclass
@@ -124,8 +148,7 @@ class EpisodeFeatures:
 
     def support_mid(self):
         b, k = self.support_mask.shape[:2]
-        flat = {n: f.flatten(0, 1) for n, f in self.support.items()}
-        return mid_level(flat["layer2"], flat["layer3"]).unflatten(0, (b, k))
+        return mid_level(self.support["layer2"].flatten(0, 1), self.support["layer3"].flatten(0, 1)).unflatten(0, (b, k))
 
 
 def mid_level(feat2, feat3):
@@ -182,14 +205,10 @@ def encode_episode(backbone, query_img, support_imgs, support_masks, masked_laye
 
 def shot_priors(features):
     """Prior mask of each shot, [B, K, 1, h3, w3] (layer4 support features masked again)."""
-    q4 = features.query["layer4"]
-    out_size = features.query["layer3"].shape[-2:]
-    priors = []
-    for i in range(features.support_mask.shape[1]):
-        s4 = features.support["layer4"][:, i]
-        m = resize(features.support_mask[:, i], s4.shape[-2:])
-        priors.append(prior_mask(q4, s4 * m, out_size))
-    return torch.stack(priors, 1)
+    s4 = features.support["layer4"]
+    b, k = s4.shape[:2]
+    m = resize(features.support_mask.flatten(0, 1), s4.shape[-2:]).unflatten(0, (b, k))
+    return prior_mask(features.query["layer4"], s4 * m, features.query["layer3"].shape[-2:])
 
 
 def shot_prototypes(support_mid, support_mask):

@@ -10,7 +10,8 @@ Kept support pixels follow the published code: the binary mask is resized (bilin
 the size of the first level's input, then to that size, then from one feature size to the
 next; at each size the support feature is multiplied by the resized mask and a pixel is kept
 when its mask value reaches the mean of the positive values (the interior, not the soft rim).
-A support without foreground gives maps of 0.
+A support without foreground gives maps of 0. Only the kept support pixels enter the products
+(gathered first): the rest are zero terms of the mean.
 """
 import torch
 import torch.nn as nn
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from model.backbone import STAGES
-from model.common import resize
+from model.common import channel_norm, packed_positions, resize
 
 SIMILARITY_EPS = 1e-5  # the published code's, in both norms
 
@@ -52,14 +53,21 @@ def kept_masks(masks, start, sizes):
     return out
 
 
-def _mean_clamped_cosine(query, support, kept):
-    """query [B, C, Lq], support [B, K, C, Ls] (already times the mask), kept [B, K, 1, Ls]
-    -> [B, K, Lq]: the mean over kept support pixels of max(0, cosine)."""
-    query = query / (query.norm(dim=1, keepdim=True) + SIMILARITY_EPS)
-    support = support / (support.norm(dim=2, keepdim=True) + SIMILARITY_EPS) * kept
-    count = kept.sum(-1).clamp(min=1)
-    shots = [torch.bmm(query.transpose(1, 2), support[:, i]).clamp(min=0).sum(2) for i in range(support.shape[1])]
-    return torch.stack(shots, 1) / count
+def gather_columns(support, index):
+    """support [B, K, C, L], index [B, K, M] -> [B, K, C, M]."""
+    return support.gather(3, index.unsqueeze(2).expand(-1, -1, support.shape[2], -1))
+
+
+def _mean_clamped_cosine(query, support, valid, count):
+    """query [B, C, Lq], support [B, K, C, M] (the kept pixels, already times the mask), valid
+    [B, K, 1, M], count [B, K, 1] -> [B, K, Lq]: the mean over valid support pixels of
+    max(0, cosine)."""
+    query = query / (channel_norm(query, 1) + SIMILARITY_EPS)
+    support = support / (channel_norm(support, 2) + SIMILARITY_EPS) * valid
+    b, k, c, m = support.shape
+    # one product for all shots: [B, Lq, C] x [B, C, K * M]
+    sims = torch.bmm(query.transpose(1, 2), support.transpose(1, 2).reshape(b, c, k * m))
+    return sims.view(b, -1, k, m).clamp(min=0).sum(3).transpose(1, 2) / count
 
 
 def similarity_maps(features, levels, support_masks, out_size):
@@ -73,12 +81,18 @@ def similarity_maps(features, levels, support_masks, out_size):
     start = tuple(features.query[before_first].shape[-2:])
     sizes = [tuple(f.shape[-2:]) for f in query]
     masks = kept_masks(support_masks.flatten(0, 1).unsqueeze(1), start, sizes)
+    columns = {}
+    for size, (mask, kept) in masks.items():
+        mask, kept = mask.unflatten(0, (b, k)).flatten(3), kept.unflatten(0, (b, k)).flatten(3)
+        index, valid = packed_positions(kept[:, :, 0])
+        valid = valid.unsqueeze(2)
+        columns[size] = (gather_columns(mask, index), index, valid, kept.sum(-1).clamp(min=1))
     maps = []
     for q, s in zip(query, support):
-        mask, kept = (m.unflatten(0, (b, k)).flatten(3) for m in masks[tuple(q.shape[-2:])])
-        args = (q.flatten(2), s.flatten(3) * mask, kept)
+        mask, index, valid, count = columns[tuple(q.shape[-2:])]
+        args = (q.flatten(2), gather_columns(s.flatten(3), index) * mask, valid, count)
         if torch.is_grad_enabled() and (q.requires_grad or s.requires_grad):
-            # the [B, Lq, Ls] similarities are recomputed in backward instead of kept
+            # the [B, Lq, K x M] similarities are recomputed in backward instead of kept
             sim = checkpoint(_mean_clamped_cosine, *args, use_reentrant=False)
         else:
             sim = _mean_clamped_cosine(*args)
