@@ -25,6 +25,7 @@ def current_choices():
         "miou_missing": metrics.MISSING_CLASS_RULES,
         "eft_params": eft.EFT_PARAMS,
         "eft_select": eft.EFT_SELECT,
+        "eft_s2q_output": eft.EFT_S2Q_OUTPUTS,
     }
 
 

@@ -6,7 +6,8 @@ prediction. Round r = 1..eft_rounds, with the parameters after r - 1 steps:
     Q2S   the query, under the confident part of the previous round's prediction, joins the
           supports as an ExtraSupport of weight 1 - eft_blend -> the round's prediction
     S2Q   each support is segmented by the query under that mask standing in for it; the mean
-          foreground IoU against the supports' own labels scores the round
+          foreground IoU against the supports' own labels scores the round (eft_s2q_output:
+          of the meta-learner's own prediction, or of the final one)
     step  one SGD step on the cross-entropy of the Q2S output against the previous round's
           hard labels (not after the last round: its parameters would not be used)
 The answer is the round with the best S2Q score (ties: the later), or the last (eft_select).
@@ -19,10 +20,12 @@ from engine.eft_report import RoundCounts, seed_lines, summary_lines, summary_re
 from engine.eft_steps import (canvas_mask, confident_mask, foreground_iou, pseudo_labels, pseudo_loss,
                               step_lr)
 from model.meta_learner import ExtraSupport
-from model.support_views import as_support, episode, query_part, support_part, supports_as_queries
+from model.support_views import (as_support, episode, on_diagonal, query_part, shared_supports, support_part,
+                                 supports_as_queries, swapped_supports)
 
 EFT_PARAMS = ("head", "published")
 EFT_SELECT = ("s2q", "last", "oracle")
+EFT_S2Q_OUTPUTS = ("meta", "final")
 QUERY_LABELS = ("query_mask", "query_mask_ori", "query_base_mask", "query_base_mask_ori")
 
 
@@ -109,15 +112,16 @@ class EpisodeAdaptation:
         as_queries = None  # the supports in the query's role, made when S2Q first needs them
         optimizer = torch.optim.SGD(self.params.values(), lr=cfg.eft_lr, momentum=cfg.eft_momentum,
                                     weight_decay=cfg.eft_weight_decay)
-        preds, scores, views = [], [], {}
+        preds, scores, shared = [], [], {}
         for r in range(cfg.eft_rounds):
             mask = confident_mask(logits, valid, cfg.eft_keep, cfg.eft_min_pixels)
             if mask is None:
                 break
             lent = as_support(model, query, mask)
             if score:
-                as_queries = as_queries or supports_as_queries(model, supports, one["support_imgs"][0])
-                scores.append(self.s2q_score(as_queries, supports, lent, one["support_masks"][0], size, runtime, views))
+                as_queries = as_queries or supports_as_queries(model, supports, one["support_imgs"][0],
+                                                               frozen=cfg.eft_s2q_output == "final")
+                scores.append(self.s2q_score(as_queries, supports, lent, one["support_masks"][0], size, runtime, shared))
             extra = ExtraSupport(episode(query, [lent]), 1 - cfg.eft_blend)
             last = r == cfg.eft_rounds - 1
             with torch.set_grad_enabled(not last):
@@ -136,24 +140,22 @@ class EpisodeAdaptation:
         return preds, scores
 
     @torch.no_grad()
-    def s2q_score(self, as_queries, supports, lent, support_labels, size, runtime, views):
+    def s2q_score(self, as_queries, supports, lent, support_labels, size, runtime, shared):
         """Mean over the supports of the foreground IoU of support k segmented with the query
-        (under its Q2S mask) in support k's place, the other supports unchanged. `views` keeps
-        each view's frozen cues from its first round: only the query's slot changes later."""
-        k = support_labels.shape[0]
-        ious = []
-        for i in range(k):
-            query = as_queries.select(i, i + 1)
-            view = episode(query, [lent if j == i else supports.select(j, j + 1) for j in range(k)])
-            if i in views:
-                own = self.model.frozen_cues(episode(query, [lent]))
-                view.cues = {n: torch.cat([c[:, :i], own[n], c[:, i + 1:]], 1) for n, c in views[i].items()}
+        (under its Q2S mask) in support k's place, the other supports unchanged: the K views in
+        one batch. `shared` keeps the views' frozen cues with the real supports in every slot
+        (computed once per episode); only the lent query's own change from round to round."""
+        model, k = self.model, support_labels.shape[0]
+        own = model.frozen_cues(episode(as_queries, [lent.repeated(k)]))
+        if k > 1 and not shared:
+            shared.update(model.frozen_cues(shared_supports(as_queries, supports)))
+        view = swapped_supports(as_queries, supports, lent, on_diagonal(shared, own) if k > 1 else own)
+        with runtime.autocast():
+            if self.cfg.eft_s2q_output == "meta":
+                logits = model.decode_meta(view, size)
             else:
-                views[i] = self.model.frozen_cues(view)
-            with runtime.autocast():
-                out = self.model.decode(view, size)
-            ious.append(foreground_iou(out["logits"], support_labels[i:i + 1]))
-        return torch.cat(ious).mean().item()
+                logits = model.decode(view, size)["logits"]
+        return foreground_iou(logits, support_labels).mean().item()
 
     def seed_done(self, seed, results, log):
         """After evaluate() on one seed: log its gain and round histogram; the per-seed record."""

@@ -2,6 +2,8 @@
 and plain against adapted mIoU on the same episodes, the oracle apart."""
 import torch
 
+from util.run_identity import RUNTIME_KEYS
+
 PLAIN, ADAPTED, ORACLE = "logits", "logits_eft", "logits_eft_oracle"
 
 
@@ -52,8 +54,7 @@ def seed_lines(seed, results, counts):
 def summary_record(cfg, summary, per_seed_counts):
     """The record's "eft" entry: settings, plain and adapted mean mIoU, the gain, the summed
     round histogram(s), the oracle labelled as such."""
-    keys = ("eft_rounds", "eft_lr", "eft_power", "eft_momentum", "eft_weight_decay", "eft_blend",
-            "eft_keep", "eft_min_pixels", "eft_aux_weight", "eft_params", "eft_select")
+    keys = [k for k in RUNTIME_KEYS if k.startswith("eft_")]
     total = [sum(c) for c in zip(*(s["chosen"] for s in per_seed_counts))]
     record = {"settings": {k: getattr(cfg, k) for k in keys},
               "plain_miou": summary[PLAIN]["miou"]["mean"], "eft_miou": summary[ADAPTED]["miou"]["mean"],

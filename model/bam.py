@@ -113,6 +113,20 @@ class BAM(MetaLearner):
     def decode(self, feats, size, class_id=None, extra=None):
         """EpisodeFeatures -> outputs at `size` (model/meta_learner.py). An extra support blends
         into the head's cues only; the shot weights and the distance come from the real supports."""
+        meta_logits, weights, distance = self.meta_branch(feats, extra)
+        base_logits = feats.frozen["base_logits"]
+        base_map = self.base_object_map(base_logits.softmax(1), class_id)
+        est = (weights * distance).sum(1)                         # [B]
+        logits = self.ensemble(meta_logits.softmax(1), base_map, est)
+        return {"logits": resize(logits, size), "logits_meta": resize(meta_logits, size),
+                "base_logits": resize(base_logits, size)}
+
+    def decode_meta(self, feats, size, extra=None):
+        """The meta branch's logits alone: no base learner, no ensemble."""
+        return resize(self.meta_branch(feats, extra)[0], size)
+
+    def meta_branch(self, feats, extra=None):
+        """(meta logits at feature resolution, shot weights [B, K], Gram distances [B, K])."""
         k = feats.support_mask.shape[1]
         if k != self.shot:
             raise ValueError(f"this BAM was built for {self.shot} shot(s) (its re-weighting depends on "
@@ -120,14 +134,7 @@ class BAM(MetaLearner):
         query_feat, supp_feat = self.project(feats)
         distance = self.frozen_cues(feats)["distance"]            # [B, K]
         weights = self.shot_weights(distance)                     # [B, K], sums to 1 (k > 1)
-        meta_logits = self.head(query_feat, *self.head_inputs(feats, supp_feat, weights, extra))
-
-        base_logits = feats.frozen["base_logits"]
-        base_map = self.base_object_map(base_logits.softmax(1), class_id)
-        est = (weights * distance).sum(1)                         # [B]
-        logits = self.ensemble(meta_logits.softmax(1), base_map, est)
-        return {"logits": resize(logits, size), "logits_meta": resize(meta_logits, size),
-                "base_logits": resize(base_logits, size)}
+        return self.head(query_feat, *self.head_inputs(feats, supp_feat, weights, extra)), weights, distance
 
     def frozen_query_outputs(self, images, layer4):
         """The frozen base learner's logits at feature resolution (no gradient)."""

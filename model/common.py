@@ -150,6 +150,12 @@ class EpisodeFeatures:
         b, k = self.support_mask.shape[:2]
         return mid_level(self.support["layer2"].flatten(0, 1), self.support["layer3"].flatten(0, 1)).unflatten(0, (b, k))
 
+    def per_support(self, fn):
+        """fn, a module that treats each image on its own, on every support's mid-level
+        features -> [B, K, ...]."""
+        b, k = self.support_mask.shape[:2]
+        return fn(self.support_mid().flatten(0, 1)).unflatten(0, (b, k))
+
 
 def mid_level(feat2, feat3):
     """concat(layer3, layer2), layer2 resized to layer3's size when they differ (VGG)."""

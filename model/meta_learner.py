@@ -7,6 +7,8 @@ the mid-level features, and a forward split in two so that the frozen part can b
     decode:  the projections, each support's cues (`support_cues`), combined over the supports
              (`combine_shots`) and blended with an optional extra support (`head_inputs`), the
              head; every arch defines decode(feats, size, class_id=None, extra=None)
+    decode_meta: the meta-learner's own prediction from the same features (BAM, MSANet: the
+             meta branch, without the base learner's ensemble)
 
 An extra support (`ExtraSupport`) is one more image with a mask whose cues enter the head with
 their own weight: every support-derived cue of the arch (prototype, prior, MSANet's similarity
@@ -63,6 +65,11 @@ class MetaLearner(SegmentationModel):
         feats.frozen = self.frozen_query_outputs(batch["query_img"], feats.query["layer4"])
         return feats
 
+    def decode_meta(self, feats, size, extra=None):
+        """The meta-learner's own prediction [B, 2, *size], without what frozen learners add (BAM
+        and MSANet: their ensemble with the base learner, which then needs no frozen outputs)."""
+        return self.decode(feats, size, extra=extra)["logits"]
+
     def frozen_query_outputs(self, images, layer4):
         """What frozen modules compute from query images [N, 3, H, W] (layer4: their backbone's
         layer4) that decode reads from EpisodeFeatures.frozen: nothing here (BAM: base logits)."""
@@ -70,10 +77,7 @@ class MetaLearner(SegmentationModel):
 
     def project(self, feats):
         """(query features [B, C, h, w], support features [B, K, C, h, w])."""
-        b, k = feats.support_mask.shape[:2]
-        query_feat = self.down_query(feats.query_mid())
-        supp_feat = self.down_supp(feats.support_mid().flatten(0, 1)).unflatten(0, (b, k))
-        return query_feat, supp_feat
+        return self.down_query(feats.query_mid()), feats.per_support(self.down_supp)
 
     def embed(self, batch):
         """(EpisodeFeatures, query features, support features) of a batch."""
@@ -109,8 +113,7 @@ class MetaLearner(SegmentationModel):
         if extra is None:
             return inputs
         own = extra.features
-        shape = own.support_mask.shape[:2]
-        own_supp = self.down_supp(own.support_mid().flatten(0, 1)).unflatten(0, shape)
-        alone = self.combine_shots(self.support_cues(own, own_supp), torch.ones(shape, device=own_supp.device))
+        own_supp = own.per_support(self.down_supp)
+        alone = self.combine_shots(self.support_cues(own, own_supp), torch.ones(own_supp.shape[:2], device=own_supp.device))
         w = float(extra.weight)
         return [(1 - w) * real + w * mine for real, mine in zip(inputs, alone)]

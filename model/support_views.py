@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from model.common import EpisodeFeatures, resize
+from model.common import EpisodeFeatures, mid_level, resize
 
 # what decode reads of a support's stages (MSANet's taps are kept whole)
 SUPPORT_STAGES = ("layer2", "layer3", "layer4")
@@ -26,6 +26,13 @@ class Part:
     frozen: dict = field(default_factory=dict)
     mask: torch.Tensor = None        # [N, 1, h3, w3], supports only
     mask_full: torch.Tensor = None   # [N, H, W] binary float, supports only
+
+    def repeated(self, n):
+        """This one image n times (broadcast, not copied)."""
+        def rep(t):
+            return None if t is None else t.expand(n, *t.shape[1:])
+        return Part({k: rep(f) for k, f in self.stages.items()}, {k: [rep(t) for t in ts] for k, ts in self.taps.items()},
+                    {k: rep(f) for k, f in self.frozen.items()}, rep(self.mask), rep(self.mask_full))
 
     def select(self, start, stop):
         """Images start..stop-1 of this part."""
@@ -58,13 +65,14 @@ def _layer4(model, stages, taps, layer3):
     return stages, taps
 
 
-def supports_as_queries(model, supports, images):
+def supports_as_queries(model, supports, images, frozen=True):
     """`supports` (a support Part) in the query's role: layer4 on the whole image (run again when
-    the arch masked it), and the frozen query outputs of `images` [N, 3, H, W]."""
+    the arch masked it), and the frozen query outputs of `images` [N, 3, H, W] (frozen=False:
+    none, for MetaLearner.decode_meta, which reads none)."""
     stages, taps = supports.stages, supports.taps
     if model.masked_layer4:
         stages, taps = _layer4(model, stages, taps, stages["layer3"])
-    return Part(stages, taps, model.frozen_query_outputs(images, stages["layer4"]))
+    return Part(stages, taps, model.frozen_query_outputs(images, stages["layer4"]) if frozen else {})
 
 
 def as_support(model, queries, masks):
@@ -82,9 +90,64 @@ def episode(query, supports):
     """EpisodeFeatures of N episodes: `query` a Part of N images in the query's role, `supports`
     a list of K Parts of N images each in the support's role."""
     def stack(tensors):
-        return torch.stack(tensors, 1)
+        # one support: a view (a broadcast Part stays uncopied)
+        return tensors[0].unsqueeze(1) if len(tensors) == 1 else torch.stack(tensors, 1)
     support = {n: stack([s.stages[n] for s in supports]) for n in SUPPORT_STAGES}
     support_taps = {n: [stack([s.taps[n][i] for s in supports]) for i in range(len(ts))]
                     for n, ts in query.taps.items()}
     return EpisodeFeatures(query.stages, support, stack([s.mask for s in supports]), query.taps,
                            support_taps, stack([s.mask_full for s in supports]), query.frozen)
+
+
+def shared_supports(queries, supports):
+    """EpisodeFeatures of N episodes: `queries` a Part of N images in the query's role, each
+    with the same K `supports` (a Part of K images), broadcast, not copied."""
+    n = queries.stages["layer3"].shape[0]
+
+    def share(t):
+        return t.unsqueeze(0).expand(n, *t.shape)
+    return EpisodeFeatures(queries.stages, {s: share(supports.stages[s]) for s in SUPPORT_STAGES},
+                           share(supports.mask), queries.taps,
+                           {s: [share(t) for t in supports.taps[s]] for s in queries.taps},
+                           share(supports.mask_full), queries.frozen)
+
+
+@dataclass
+class SwappedSupports(EpisodeFeatures):
+    """The episodes of swapped_supports. Each slot holds one of K + 1 images (the K supports,
+    then the lent one), so their mid-level features are kept once per image (`images`
+    [K + 1, C, h, w]) with `slots` [K, K] naming the image of each slot: per_support runs its
+    module once per image (in eval mode, where the projections treat each image alone). The
+    support stages are not built (`support` is empty): decode reads the supports through
+    per_support, their masks and the frozen cues, which are given."""
+    images: torch.Tensor = None
+    slots: torch.Tensor = None
+
+    def per_support(self, fn):
+        return fn(self.images)[self.slots]
+
+
+def swapped_supports(queries, supports, lent, cues):
+    """K episodes in one batch: episode i has image i of `queries` as its query and the K
+    `supports` with support i replaced by `lent` (one image in the support's role); `cues`
+    their frozen cues (name -> [K, K, ...])."""
+    k = supports.mask.shape[0]
+    rows = torch.arange(k, device=supports.mask.device)
+    slots = torch.where(rows[:, None] == rows[None, :], k, rows[None, :])  # slot j of episode i
+
+    def slotted(real, own):
+        return torch.cat([real, own])[slots]
+    images = torch.cat([mid_level(supports.stages["layer2"], supports.stages["layer3"]),
+                        mid_level(lent.stages["layer2"], lent.stages["layer3"])])
+    return SwappedSupports(queries.stages, {}, slotted(supports.mask, lent.mask), queries.taps, {},
+                           slotted(supports.mask_full, lent.mask_full), queries.frozen, cues, images, slots)
+
+
+def on_diagonal(cues, own):
+    """Cues name -> [K, K, ...] with entry [i, i] taken from own[name] [K, 1, ...]: the frozen
+    cues of swapped_supports from those of shared_supports and of the lent image alone."""
+    def put(full, mine):
+        k = full.shape[0]
+        diagonal = torch.eye(k, dtype=torch.bool, device=full.device).view(k, k, *(1,) * (full.dim() - 2))
+        return torch.where(diagonal, mine, full)
+    return {name: put(cue, own[name]) for name, cue in cues.items()}

@@ -4,15 +4,17 @@ against the plain test, on synthetic episodes, 1 and 5 shots, timed interleaved 
     python -m tools.bench_eft                      # msanet on resnet50 (svf, merged), CPU, 129 px
     python -m tools.bench_eft --device cuda        # 473 px
     python -m tools.bench_eft --arch bam --mode freeze --size 33 --episodes 1 --repeats 1   # quick
+    python -m tools.bench_eft --set eft_s2q_output=final   # S2Q scores the ensemble, as published
 
 The model is built as test.py finds it after an SVF run (random init, SVD layers merged back,
 BAM's and MSANet's base learner a dense copy of its own), its classifier's bias shifted so that
 about half of the query is predicted foreground: every adaptation round then runs. Per shot it
-prints seconds per episode of the plain test and of eft, their ratio (median of per-round
-ratios), the rounds run, and what ran per episode, counted with hooks: backbone passes (one
-image through layer0 - layer3 of `model.backbone`), layer4 runs (on masked features or whole
-images), passes of the base learner's own backbone; beside them the published procedure's
-counts, from its code (32 backbone passes per 1-shot episode, 216 per 5-shot, MSANet). Last
+prints seconds per episode of the plain test and of eft (medians), the ratio of each timed
+round (the last line has their median), the rounds run, and what ran per episode, counted
+with hooks: backbone passes (one image through layer0 - layer3 of `model.backbone`), layer4
+runs (on masked features or whole images), passes of the base learner's own backbone; beside
+them the published procedure's counts, from its code (32 backbone passes per 1-shot episode,
+216 per 5-shot, MSANet). Last
 line: `eft_vs_plain_1shot=R1 eft_vs_plain_5shot=R2 backbone_passes_1shot=N1 backbone_passes_5shot=N2`.
 """
 import statistics
@@ -85,9 +87,9 @@ def classifier_bias(model):
     return owner.cls[-1].bias
 
 
-def bench_model(arch, shot, size, mode="svf", seed=0):
+def bench_model(arch, shot, size, mode="svf", seed=0, overrides=()):
     cfg = load_config(CONFIG, [f"arch={arch}", "backbone=resnet50", f"mode={mode}", f"shot={shot}",
-                               "pretrained=", "eft=true", "device=cpu"])
+                               "pretrained=", "eft=true", "device=cpu", *overrides])
     fold = get_fold("pascal", 0)
     torch.manual_seed(seed)
     model, _ = build_model(cfg, fold, load_weights=False)
@@ -105,7 +107,7 @@ def balance(model, episode):
 
 
 def bench_shot(args, device, shot):
-    model, cfg, fold = bench_model(args.arch, shot, args.size, args.mode)
+    model, cfg, fold = bench_model(args.arch, shot, args.size, args.mode, overrides=args.set)
     model.to(device)
     episodes = [{k: v.to(device) for k, v in synthetic_episode(fold, shot, args.size, i).items()}
                 for i in range(args.episodes)]
@@ -141,8 +143,9 @@ def bench_shot(args, device, shot):
     passes = counts["eft"]["backbone"]["passes"] / n
     print(f"{args.arch} resnet50 {args.mode} {shot}-shot {args.size}px {device.type}: plain "
           f"{statistics.median(times['plain']) / n:.3f} s/episode, eft "
-          f"{statistics.median(times['eft']) / n:.3f} s/episode ({cfg.eft_rounds} rounds; rounds chosen "
-          f"{rounds})")
+          f"{statistics.median(times['eft']) / n:.3f} s/episode ({cfg.eft_rounds} rounds, eft_s2q_output "
+          f"{cfg.eft_s2q_output}; rounds chosen {rounds})")
+    print("  eft / plain per timed round: " + " ".join(f"{e / p:.2f}" for e, p in zip(times["eft"], times["plain"])))
     for name in ("plain", "eft"):
         for part, c in counts[name].items():
             print(f"  {name:5s} {part}: {c['passes'] / n:g} passes/episode (layer0-3), layer4 "
@@ -170,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds; default 5 cuda, 3 cpu")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. eft_s2q_output=final (the published S2Q output)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")

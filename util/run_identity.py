@@ -11,7 +11,7 @@ RUNTIME_KEYS = ("data_root", "workers", "index_workers", "index_cache_dir", "dev
                 "resume", "best_copy", "exp_dir", "exp_name", "weight", "test_seeds",
                 "batch_size_val", "visualize", "eft", "eft_rounds", "eft_lr", "eft_power", "eft_momentum",
                 "eft_weight_decay", "eft_blend", "eft_keep", "eft_min_pixels", "eft_aux_weight",
-                "eft_params", "eft_select")
+                "eft_params", "eft_select", "eft_s2q_output")
 # Keys the experiment path names already: exp_dir/<exp_name|dataset>/<arch>/split<k>/<backbone>/<mode>/<shot>shot
 PATH_KEYS = ("dataset", "arch", "split", "backbone", "mode", "shot")
 # The fold a checkpoint was trained on.

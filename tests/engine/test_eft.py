@@ -129,3 +129,17 @@ def test_published_params_leave_msanets_new_modules_out():
     assert set(head) - set(published) == {n for n in head if n.startswith(("attention.", "similarity_fuse."))}
     assert len(head) > len(published) and "head.cls.3.weight" in published
     assert not any(n.startswith(("backbone.", "base_learner.")) for n in head)
+
+
+@pytest.mark.parametrize("output, base_passes", [("meta", 1), ("final", 3)])
+def test_s2q_runs_the_base_learner_on_the_supports_only_to_score_the_final_output(output, base_passes):
+    """eft_s2q_output=final scores the ensemble, which needs the base learner on each support;
+    meta scores the meta branch and leaves it at the query (BAM under SVF: its own backbone)."""
+    model = small_model("bam", shot=2)
+    batch = episode(1, 2)
+    predict_foreground(model, batch)
+    counter = PassCounter(model.base_learner.backbone)
+    _, counts, _ = adapt(model, batch, "eft_rounds=2", f"eft_s2q_output={output}")
+    counter.remove()
+    assert counts["chosen"][0] == 0  # the rounds ran
+    assert counter.passes == base_passes

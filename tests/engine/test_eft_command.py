@@ -75,6 +75,7 @@ def test_the_command_prints_both_results_and_the_oracle_apart(tmp_path, syntheti
 @pytest.mark.parametrize("override, message", [
     ("eft_select=best", "key 'eft_select' must be one of s2q, last, oracle; got 'best'"),
     ("eft_params=all", "key 'eft_params' must be one of head, published; got 'all'"),
+    ("eft_s2q_output=base", "key 'eft_s2q_output' must be one of meta, final; got 'base'"),
     ("eft_keep=0", "key 'eft_keep' must be in (0, 1]; got 0.0"),
     ("eft_blend=1.5", "key 'eft_blend' must be in [0, 1]; got 1.5"),
     ("eft_rounds=-1", "key 'eft_rounds' must not be negative; got -1"),
