@@ -15,7 +15,8 @@ tools.measured_run (optimizer steps per second, peak GPU memory):
      non-deterministic kernels (difference below 5 % of the second epoch's change)
   3. train.py under torchrun, one process
   4. test.py at batch_size_val 1 and 16: the same mIoU and FB-IoU (within 1e-3), images/s
-  then python -m tools.bench_svf, tools.bench_svf_layers and tools.bench_train on the device.
+  then python -m tools.bench_svf, tools.bench_svf_layers, tools.bench_train and tools.bench_eft
+  (test-time adaptation against the plain test, msanet at 473) on the device.
 
 It prints a table and exits 1 if any step failed, naming each failed step (its log is in the
 workspace, which is then kept). --device cpu runs the same plumbing on the CPU at small sizes
@@ -144,11 +145,13 @@ def summary_lines(output, tool):
 
 
 def check_benchmarks(check, work, args, archs):
-    """The three benchmarks on the device (tiny sizes on the CPU); their ratio lines."""
+    """The benchmarks on the device (tiny sizes on the CPU); their ratio lines."""
     tiny = {"bench_svf": ["--size", "65", "--repeats", "1", "--warmup", "0"],
             "bench_svf_layers": ["--size", "33", "--repeats", "1"],
             "bench_train": ["--size", "33", "--batch", "1", "--repeats", "1", "--warmup", "0",
-                            "--candidates", "frozen_bn_affine"]}
+                            "--candidates", "frozen_bn_affine"],
+            "bench_eft": ["--arch", "bam", "--mode", "freeze", "--size", "33", "--episodes", "1",
+                          "--repeats", "1", "--warmup", "0"]}
     for tool, small in tiny.items():
         cmd = [sys.executable, "-m", f"tools.{tool}", "--device", args.device]
         cmd += (["--archs"] + archs if tool == "bench_train" else [])
