@@ -147,9 +147,9 @@ class EpisodeAdaptation:
         (computed once per episode); only the lent query's own change from round to round."""
         model, k = self.model, support_labels.shape[0]
         own = model.frozen_cues(episode(as_queries, [lent.repeated(k)]))
-        if k > 1 and not shared:
+        if k > 1 and not shared:  # one shot: the lent image fills every slot, nothing is shared
             shared.update(model.frozen_cues(shared_supports(as_queries, supports)))
-        view = swapped_supports(as_queries, supports, lent, on_diagonal(shared, own) if k > 1 else own)
+        view = swapped_supports(as_queries, supports, lent, on_diagonal(shared, own) if shared else own)
         with runtime.autocast():
             if self.cfg.eft_s2q_output == "meta":
                 logits = model.decode_meta(view, size)

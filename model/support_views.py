@@ -27,20 +27,20 @@ class Part:
     mask: torch.Tensor = None        # [N, 1, h3, w3], supports only
     mask_full: torch.Tensor = None   # [N, H, W] binary float, supports only
 
+    def map(self, fn):
+        """This part with fn applied to every tensor (each with the leading N)."""
+        def apply(t):
+            return None if t is None else fn(t)
+        return Part({n: fn(f) for n, f in self.stages.items()}, {n: [fn(t) for t in ts] for n, ts in self.taps.items()},
+                    {n: fn(f) for n, f in self.frozen.items()}, apply(self.mask), apply(self.mask_full))
+
     def repeated(self, n):
         """This one image n times (broadcast, not copied)."""
-        def rep(t):
-            return None if t is None else t.expand(n, *t.shape[1:])
-        return Part({k: rep(f) for k, f in self.stages.items()}, {k: [rep(t) for t in ts] for k, ts in self.taps.items()},
-                    {k: rep(f) for k, f in self.frozen.items()}, rep(self.mask), rep(self.mask_full))
+        return self.map(lambda t: t.expand(n, *t.shape[1:]))
 
     def select(self, start, stop):
         """Images start..stop-1 of this part."""
-        def pick(t):
-            return None if t is None else t[start:stop]
-        return Part({n: f[start:stop] for n, f in self.stages.items()},
-                    {n: [t[start:stop] for t in ts] for n, ts in self.taps.items()},
-                    {n: f[start:stop] for n, f in self.frozen.items()}, pick(self.mask), pick(self.mask_full))
+        return self.map(lambda t: t[start:stop])
 
 
 def query_part(feats):

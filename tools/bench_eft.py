@@ -14,8 +14,8 @@ round (the last line has their median), the rounds run, and what ran per episode
 with hooks: backbone passes (one image through layer0 - layer3 of `model.backbone`), layer4
 runs (on masked features or whole images), passes of the base learner's own backbone; beside
 them the published procedure's counts, from its code (32 backbone passes per 1-shot episode,
-216 per 5-shot, MSANet). Last
-line: `eft_vs_plain_1shot=R1 eft_vs_plain_5shot=R2 backbone_passes_1shot=N1 backbone_passes_5shot=N2`.
+216 per 5-shot, MSANet). Last line:
+`eft_vs_plain_1shot=R1 eft_vs_plain_5shot=R2 backbone_passes_1shot=N1 backbone_passes_5shot=N2`.
 """
 import statistics
 
